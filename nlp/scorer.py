@@ -1,0 +1,91 @@
+"""The real :class:`~nlp.Scorer`: one encoder pass per text feeds every head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nlp.encoder import Encoder, configure_threads
+from nlp.encoder_build import read_fingerprint
+from nlp.heads import SENTIMENTS, Heads
+from nlp.rules import detect_lang, is_question
+from nlp.types import TextScore
+
+
+def encoder_tag(encoder_dir: Path) -> str:
+    """Short identifier of a built encoder, taken from its ``FINGERPRINT``."""
+    record = read_fingerprint(encoder_dir) or {}
+    if record.get("tag"):
+        return str(record["tag"])
+    sha = str(record.get("source_sha256", ""))[:8]
+    if not sha:
+        return "unversioned"
+    return f"me5s-q4.{sha}.b{record.get('builder_version', '?')}"
+
+
+def combine_complaint(head_prob: np.ndarray, sentiment: np.ndarray) -> np.ndarray:
+    """Final complaint probability from the complaint head and the sentiment head.
+
+    Geometric mean of the complaint head and ``1 - P(positive)``: the head decides, but
+    a text the sentiment head is sure is praise cannot score as a strong complaint.
+    """
+    not_positive = 1.0 - sentiment[:, SENTIMENTS.index("positive")]
+    return np.sqrt(np.clip(head_prob, 0.0, 1.0) * np.clip(not_positive, 0.0, 1.0))
+
+
+class EncoderScorer:
+    """Scores texts with a sentence encoder plus the linear/prototype heads."""
+
+    def __init__(self, encoder: Encoder, heads: Heads, model_version: str) -> None:
+        if heads.dim != encoder.dim:
+            raise ValueError(f"heads expect {heads.dim}-d embeddings, encoder gives {encoder.dim}")
+        self.encoder = encoder
+        self.heads = heads
+        self.model_version = model_version
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, dim)`` L2-normalised embeddings (E5 "query: " prefix, mean pooling)."""
+        return self.encoder.embed(list(texts))
+
+    def score(self, texts: Sequence[str]) -> list[TextScore]:
+        """Score each text; output order matches input order."""
+        texts = [t if isinstance(t, str) else str(t or "") for t in texts]
+        if not texts:
+            return []
+        emb = self.encoder.embed(texts)
+        sent = self.heads.sentiment_probs(emb)
+        complaint = combine_complaint(self.heads.complaint_probs(emb), sent)
+        types = self.heads.complaint_types(emb)
+        threshold = self.heads.complaint_threshold
+        return [
+            self._one(text, sent[i], float(complaint[i]), types[i], threshold)
+            for i, text in enumerate(texts)
+        ]
+
+    def _one(
+        self, text: str, probs: np.ndarray, complaint: float, ctype: str, threshold: float
+    ) -> TextScore:
+        flagged = complaint >= threshold
+        return TextScore(
+            sentiment=SENTIMENTS[int(np.argmax(probs))],
+            sentiment_probs={name: float(p) for name, p in zip(SENTIMENTS, probs, strict=True)},
+            complaint_prob=complaint,
+            is_complaint=flagged,
+            complaint_type=ctype if flagged else None,
+            is_question=is_question(text),
+            lang=detect_lang(text),
+            model_version=self.model_version,
+        )
+
+
+def load_encoder_scorer(
+    encoder_dir: Path, heads_dir: Path | None = None, threads: int | None = None
+) -> EncoderScorer:
+    """Load an encoder directory and heads directory into an :class:`EncoderScorer`."""
+    configure_threads(threads)
+    encoder = Encoder.from_dir(Path(encoder_dir))
+    heads = Heads.load(heads_dir)
+    version = f"{encoder_tag(Path(encoder_dir))}+heads.{heads.version}"
+    return EncoderScorer(encoder, heads, version)
