@@ -44,7 +44,9 @@ class DemoConnector:
         """Settings: ``page_size`` (default 6), ``outbox_path`` or ``var_dir``."""
         page_size = settings.get("page_size", 6)
         if not isinstance(page_size, int) or page_size < 1:
-            raise ValueError(f"demo source: 'page_size' must be a positive integer, got {page_size!r}")
+            raise ValueError(
+                f"demo source: 'page_size' must be a positive integer, got {page_size!r}"
+            )
         outbox = settings.get("outbox_path") or Path(str(settings.get("var_dir", "var"))) / (
             "demo-outbox.jsonl"
         )
@@ -74,7 +76,9 @@ class DemoConnector:
         """Append the reply to the local outbox file; return its new id."""
         reply_id = f"demo-reply-{uuid.uuid4().hex[:12]}"
         record = {
-            "id": reply_id, "in_reply_to": to.external_id, "text": text,
+            "id": reply_id,
+            "in_reply_to": to.external_id,
+            "text": text,
             "sent_at": self._clock().isoformat(),
         }
         self.outbox_path.parent.mkdir(parents=True, exist_ok=True)

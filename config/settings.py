@@ -149,7 +149,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"configuration file {path} (from OTKLIK_CONFIG) does not exist") from None
+        raise ConfigError(
+            f"configuration file {path} (from OTKLIK_CONFIG) does not exist"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
 
@@ -194,7 +196,9 @@ def _parse_env(raw: str, expected: Any, env_name: str) -> Any:
         try:
             return int(raw)
         except ValueError:
-            raise ConfigError(f"environment variable {env_name}={raw!r}: expected an integer") from None
+            raise ConfigError(
+                f"environment variable {env_name}={raw!r}: expected an integer"
+            ) from None
     return raw
 
 

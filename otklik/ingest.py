@@ -37,7 +37,10 @@ class StoreResult:
 
 
 def store_page(
-    session: Session, source: Source | None, brand: Brand | None, mentions: Sequence[RawMention],
+    session: Session,
+    source: Source | None,
+    brand: Brand | None,
+    mentions: Sequence[RawMention],
     now: datetime,
 ) -> StoreResult:
     """Store ``mentions`` (oldest first) within the caller's transaction."""
@@ -111,14 +114,24 @@ def _insert(
 ) -> Mention:
     parent = _find_parent(session, raw)
     mention = Mention(
-        platform=raw.platform, external_id=raw.external_id, source=source, url=raw.url,
-        text=raw.text, created_at=raw.created_at, fetched_at=now,
-        author=upsert_author(session, raw), parent_external_id=raw.parent_external_id,
-        parent=parent, is_ours=is_brand_post(brand, raw), raw=dict(raw.raw),
+        platform=raw.platform,
+        external_id=raw.external_id,
+        source=source,
+        url=raw.url,
+        text=raw.text,
+        created_at=raw.created_at,
+        fetched_at=now,
+        author=upsert_author(session, raw),
+        parent_external_id=raw.parent_external_id,
+        parent=parent,
+        is_ours=is_brand_post(brand, raw),
+        raw=dict(raw.raw),
     )
     session.add(mention)
     session.flush()
-    conversation = parent.conversation if parent is not None else _orphans_conversation(session, raw)
+    conversation = (
+        parent.conversation if parent is not None else _orphans_conversation(session, raw)
+    )
     if mention.is_ours:
         if conversation is not None:
             _attach_brand_post(session, conversation, mention)
@@ -150,13 +163,19 @@ def _orphans_conversation(session: Session, raw: RawMention) -> Conversation | N
 
 
 def _attach_customer_post(
-    session: Session, conversation: Conversation | None, brand: Brand | None, mention: Mention,
+    session: Session,
+    conversation: Conversation | None,
+    brand: Brand | None,
+    mention: Mention,
     now: datetime,
 ) -> None:
     if conversation is None:
         conversation = Conversation(
-            brand_id=brand.id if brand else None, platform=mention.platform, status=Status.NEW,
-            opened_at=mention.created_at, last_customer_at=mention.created_at,
+            brand_id=brand.id if brand else None,
+            platform=mention.platform,
+            status=Status.NEW,
+            opened_at=mention.created_at,
+            last_customer_at=mention.created_at,
         )
         session.add(conversation)
         session.flush()
@@ -180,12 +199,19 @@ def _attach_brand_post(session: Session, conversation: Conversation, mention: Me
 
 
 def _event(
-    session: Session, conversation: Conversation, kind: EventKind, at: datetime,
-    mention: Mention, actor: str = "system",
+    session: Session,
+    conversation: Conversation,
+    kind: EventKind,
+    at: datetime,
+    mention: Mention,
+    actor: str = "system",
 ) -> None:
     session.add(
         CaseEvent(
-            conversation_id=conversation.id, kind=kind, at=at, actor=actor,
+            conversation_id=conversation.id,
+            kind=kind,
+            at=at,
+            actor=actor,
             data={"mention_id": mention.id, "external_id": mention.external_id},
         )
     )

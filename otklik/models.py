@@ -158,7 +158,7 @@ class Conversation(Base):
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     last_customer_at: Mapped[datetime] = mapped_column(default=utcnow)
-    min_sentiment: Mapped[float | None] = mapped_column(Float)  # most negative P(negative) seen
+    peak_negative: Mapped[float] = mapped_column(Float, default=0.0)  # highest P(negative) seen
 
     mentions: Mapped[list[Mention]] = relationship(
         back_populates="conversation", order_by="Mention.created_at"

@@ -2,13 +2,13 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 21:40:42.023167
+Create Date: 2026-11-23 21:42:41.994663
 """
 
-from alembic import op
 import sqlalchemy as sa
-import otklik.models
+from alembic import op
 
+import otklik.models
 
 revision = '0001'
 down_revision = None
@@ -58,7 +58,7 @@ def upgrade() -> None:
     sa.Column('first_response_at', otklik.models.UTCDateTime(), nullable=True),
     sa.Column('resolved_at', otklik.models.UTCDateTime(), nullable=True),
     sa.Column('last_customer_at', otklik.models.UTCDateTime(), nullable=False),
-    sa.Column('min_sentiment', sa.Float(), nullable=True),
+    sa.Column('peak_negative', sa.Float(), nullable=False),
     sa.ForeignKeyConstraint(['assignee_id'], ['users.id'], ),
     sa.ForeignKeyConstraint(['brand_id'], ['brands.id'], ),
     sa.PrimaryKeyConstraint('id')

@@ -1,0 +1,119 @@
+"""One collector run: fetch a page, store it, then advance the cursor.
+
+The page is stored in one transaction; the cursor is saved in a second one
+only after the first committed. A crash between the two re-fetches the same
+page next time, and dedup on (platform, external_id) makes that harmless.
+Failures never escape: they are recorded on the source and rescheduled.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from otklik import db
+from otklik.domain import AuthError, ConnectorError, MalformedResponse, RateLimited
+from otklik.faults import crash_point
+from otklik.ingest import StoreResult, store_page
+from otklik.models import Brand, Source, utcnow
+from otklik.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What one run of a source did."""
+
+    source: str
+    status: str  # "ok" | "skipped" | "rate_limited" | "failed"
+    stored: StoreResult | None = None
+    message: str = ""
+
+
+def backoff_seconds(failures: int, base: int = 30, cap: int = 900) -> int:
+    """Exponential backoff after ``failures`` consecutive failures (30s, 60s, ... cap)."""
+    return min(cap, base * 2 ** max(0, failures - 1))
+
+
+def run_source(
+    runtime: Runtime, name: str, now: datetime | None = None, force: bool = False
+) -> RunOutcome:
+    """Fetch and store one page for source ``name``; never raises for platform trouble."""
+    now = now or utcnow()
+    with db.transaction(runtime.sessions) as session:
+        source = _source(session, name)
+        if not force and source.next_run_at is not None and source.next_run_at > now:
+            return RunOutcome(name, "skipped", message=f"next run at {source.next_run_at:%H:%M:%S}")
+        query, cursor = source.query, source.cursor
+    try:
+        page = runtime.connector(name).fetch(query, cursor)
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded, none kills the scheduler
+        return _record_failure(runtime, name, exc, now)
+    with db.transaction(runtime.sessions) as session:
+        source = _source(session, name)
+        brand = session.get(Brand, source.brand_id) if source.brand_id else None
+        stored = store_page(session, source, brand, page.mentions, now)
+    crash_point("after-page-commit")
+    newest = max((m.created_at for m in page.mentions), default=None)
+    with db.transaction(runtime.sessions) as session:
+        source = _source(session, name)
+        source.cursor = page.cursor
+        source.last_run_at = source.last_success_at = now
+        source.consecutive_failures, source.next_run_at = 0, None
+        if newest is not None and (
+            source.newest_mention_at is None or newest > source.newest_mention_at
+        ):
+            source.newest_mention_at = newest
+    log.info("source %s: %d new, %d updated", name, stored.new, stored.updated)
+    return RunOutcome(name, "ok", stored=stored)
+
+
+def _source(session: Session, name: str) -> Source:
+    source = session.scalar(select(Source).where(Source.name == name))
+    if source is None:
+        raise LookupError(f"source {name!r} is not in the database; run `otklik init` first")
+    return source
+
+
+def _record_failure(runtime: Runtime, name: str, exc: Exception, now: datetime) -> RunOutcome:
+    with db.transaction(runtime.sessions) as session:
+        source = _source(session, name)
+        source.last_run_at = source.last_error_at = now
+        source.consecutive_failures += 1
+        if isinstance(exc, RateLimited):
+            source.next_run_at = now + timedelta(seconds=max(1.0, exc.retry_after))
+            status = "rate_limited"
+        else:
+            cap = runtime.settings.scheduler.max_backoff_seconds
+            source.next_run_at = now + timedelta(
+                seconds=backoff_seconds(source.consecutive_failures, cap=cap)
+            )
+            status = "failed"
+        source.last_error = _describe(exc)
+    if isinstance(exc, MalformedResponse):
+        _keep_body(runtime.settings.var_path, name, now, exc)
+    level = logging.WARNING if isinstance(exc, ConnectorError) else logging.ERROR
+    log.log(
+        level, "source %s: %s", name, _describe(exc), exc_info=not isinstance(exc, ConnectorError)
+    )
+    return RunOutcome(name, status, message=_describe(exc))
+
+
+def _describe(exc: Exception) -> str:
+    kind = "authentication failed" if isinstance(exc, AuthError) else type(exc).__name__
+    return f"{kind}: {exc}"
+
+
+def _keep_body(var_dir: Path, name: str, now: datetime, exc: MalformedResponse) -> None:
+    folder = var_dir / "diagnostics"
+    folder.mkdir(parents=True, exist_ok=True)
+    body = exc.body if isinstance(exc.body, bytes) else str(exc.body).encode("utf-8")
+    path = folder / f"{name}-{now:%Y%m%dT%H%M%S}.body"
+    path.write_bytes(body)
+    log.warning("source %s: malformed response kept in %s", name, path)
