@@ -1,0 +1,7 @@
+"""``python -m otklik`` is the ``otklik`` command."""
+
+import sys
+
+from otklik.cli import main
+
+sys.exit(main())

@@ -1,0 +1,51 @@
+"""The storage rules hold on PostgreSQL too (dedup, threading, the reply outbox)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from config import load_settings
+from otklik.collect import run_source
+from otklik.models import Conversation, Mention, Reply, ReplyState
+from otklik.runtime import Runtime
+from otklik.scoring import score_pending
+from responder import send_due
+from tests.conftest import KeywordScorer, hermetic_environ
+from tests.test_migrations import needs_postgres, pg_schema_url  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.postgres, needs_postgres]
+
+
+@pytest.fixture
+def pg_runtime(config_path, pg_schema_url):  # noqa: F811
+    settings = load_settings(config_path, environ=hermetic_environ(OTKLIK_DATABASE_URL=pg_schema_url))
+    runtime = Runtime.from_settings(settings, scorer_factory=lambda _s: KeywordScorer())
+    runtime.prepare_database()
+    yield runtime
+    runtime.engine.dispose()
+
+
+def test_demo_loop_on_postgres(pg_runtime) -> None:
+    from otklik import db
+    from otklik.models import User, utcnow
+    from otklik.users import create_user
+    from responder import DuplicateReply, queue_reply
+
+    for _ in range(7):  # past the end of the sample set and into a second round
+        assert run_source(pg_runtime, "demo").status == "ok"
+    with pg_runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Mention)) == 42
+        assert session.scalar(select(func.count(func.distinct(Mention.external_id)))) == 42
+    assert score_pending(pg_runtime) == 41  # the brand's own post (sample 019) is not scored
+    with db.transaction(pg_runtime.sessions) as session:
+        user = create_user(session, "agent", "long enough password")
+        conversation = session.scalar(select(Conversation).order_by(Conversation.id))
+        queue_reply(session, conversation, conversation.mentions[0], "Hi", user, "pg-1", utcnow())
+    with pytest.raises(DuplicateReply), db.transaction(pg_runtime.sessions) as session:
+        conversation = session.scalar(select(Conversation).order_by(Conversation.id))
+        user = session.scalar(select(User))
+        queue_reply(session, conversation, conversation.mentions[0], "Hi", user, "pg-1", utcnow())
+    assert send_due(pg_runtime) == 1
+    with pg_runtime.sessions() as session:
+        assert session.scalar(select(Reply.state)) == ReplyState.SENT
