@@ -1,0 +1,401 @@
+"""VK connector (``vk_api.VkApi`` with an access token).
+
+Two modes:
+
+* ``mode = "search"`` (default): ``newsfeed.search`` for the query (public posts),
+  first run limited by ``start_time`` = now - ``backfill_hours``.
+* ``mode = "wall"``: comments (and thread replies) on the last ``wall_posts`` posts of the
+  wall ``owner_id`` (negative for a community): ``wall.get``, then one ``execute`` holding
+  a ``wall.getComments`` per post. The query is not used in this mode: every comment on
+  the brand's own wall is a mention.
+
+Replies use ``wall.createComment`` (``reply_to_comment`` when answering a comment,
+``from_group`` when ``owner_id`` is a community and ``reply_from_group`` is true).
+
+Secret: ``OTKLIK_VK_TOKEN`` (user or community token). Settings: ``mode``, ``owner_id``,
+``backfill_hours`` (24), ``wall_posts`` (20, at most 24), ``reply_from_group`` (true),
+``api_version`` ("5.199"), ``timeout`` (20 s).
+
+external_id: a post is ``"{owner_id}_{post_id}"`` (VK's own ``wall-1_2`` naming, so
+``https://vk.com/wall{external_id}`` opens it); a comment is
+``"{owner_id}_{post_id}_c{comment_id}"``. A comment's parent is the comment it answers
+(``reply_to_comment``, else the thread root from ``parents_stack``), else its post.
+
+Cursors. search: when caught up, the Unix time of the newest post delivered (sent as the
+next ``start_time``; inclusive, so boundary posts may come twice but none is skipped);
+while draining a backlog (results are newest first, paged with ``next_from``) a JSON
+object ``{"start_time", "next_from", "top"}``. wall: the highest comment id delivered
+(post and comment ids share one counter per wall, so newer comments have larger ids).
+
+vk_api quirks: it sleeps 0.34 s between calls (``RPS_DELAY``) and sleeps-and-retries on
+error 6; both are disabled here (see ``_NoSleepVkApi``): error 6 becomes ``RateLimited``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Self
+
+import requests
+import vk_api
+from jconfig.memory import MemoryConfig
+
+from collectors._http import (
+    DEFAULT_TIMEOUT,
+    TimeoutSession,
+    from_epoch,
+    require_secret,
+    retry_after_seconds,
+    setting_bool,
+    setting_float,
+    setting_str,
+)
+from otklik.domain import (
+    AuthError,
+    ConnectorError,
+    MalformedResponse,
+    Page,
+    RateLimited,
+    RawMention,
+    TransientError,
+)
+
+PROFILE_FIELDS = "screen_name,followers_count,members_count"
+
+# VK error codes, https://dev.vk.com/ru/reference/errors
+_RATE_LIMIT_CODES = {6: 1.0, 9: 300.0, 14: 300.0, 29: 3600.0}  # code -> seconds to wait
+_AUTH_CODES = {5, 15, 17, 27, 28}
+_TRANSIENT_CODES = {1, 10}
+
+
+class _NoSleepVkApi(vk_api.VkApi):
+    """``VkApi`` without its client-side sleeps: the scheduler owns all waiting."""
+
+    RPS_DELAY = 0.0  # vk_api.VkApi.method sleeps to keep 3 req/s; we never sleep
+
+    def too_many_rps_handler(self, error: vk_api.ApiError) -> None:
+        """Do not sleep 0.5 s and retry (vk_api's default): surface error 6."""
+        raise error
+
+
+class VkConnector:
+    """Collects VK posts by keyword or the comments on a community wall."""
+
+    platform: ClassVar[str] = "vk"
+    can_reply: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        mode: str = "search",
+        owner_id: int | None = None,
+        backfill_hours: float = 24.0,
+        wall_posts: int = 20,
+        reply_from_group: bool = True,
+        api_version: str = "5.199",
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if mode not in {"search", "wall"}:
+            raise ValueError(f"vk mode must be 'search' or 'wall', got {mode!r}")
+        if mode == "wall" and not owner_id:
+            raise ValueError("vk mode 'wall' needs the 'owner_id' setting")
+        self.mode = mode
+        self.owner_id = owner_id
+        self.backfill_hours = backfill_hours
+        self.wall_posts = max(1, min(24, wall_posts))  # execute allows 25 calls per request
+        self.reply_from_group = reply_from_group
+        self.api_version = api_version
+        self.timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, object]) -> Self:
+        """Build from source settings; the token is read from ``OTKLIK_VK_TOKEN`` when used."""
+        owner = setting_str(settings, "owner_id")
+        return cls(
+            mode=setting_str(settings, "mode", "search"),
+            owner_id=int(owner) if owner else None,
+            backfill_hours=setting_float(settings, "backfill_hours", 24.0),
+            wall_posts=int(setting_float(settings, "wall_posts", 20)),
+            reply_from_group=setting_bool(settings, "reply_from_group", True),
+            api_version=setting_str(settings, "api_version", "5.199"),
+            timeout=setting_float(settings, "timeout", DEFAULT_TIMEOUT),
+        )
+
+    def _call(self, method: str, **values: Any) -> Any:
+        """Call one VK API method through vk_api and map its failures to domain errors."""
+        api = _NoSleepVkApi(
+            token=require_secret("OTKLIK_VK_TOKEN"),
+            session=TimeoutSession(self.timeout),
+            config=MemoryConfig,  # vk_api would otherwise read/write vk_config.v2.json
+            api_version=self.api_version,
+        )
+        try:
+            return api.method(method, values)
+        except vk_api.Captcha as exc:  # error 14: too many actions; no one can solve it here
+            raise RateLimited(_RATE_LIMIT_CODES[14], f"vk {method}: captcha required") from exc
+        except vk_api.ApiError as exc:
+            raise _api_error(exc) from exc
+        except vk_api.ApiHttpError as exc:
+            raise _http_error(exc.response) from exc
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise TransientError(f"vk {method}: {exc}") from exc
+        except ValueError as exc:  # requests' JSONDecodeError keeps the text in .doc
+            raise MalformedResponse(f"vk {method}: {exc}", getattr(exc, "doc", "")) from exc
+
+    # --- protocol ------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """``groups.getById`` for a community wall, ``users.get`` otherwise."""
+        if self.owner_id and self.owner_id < 0:
+            self._call("groups.getById", group_id=-self.owner_id)
+        else:
+            self._call("users.get")
+
+    def fetch(self, query: str, cursor: str | None) -> Page:
+        """Return the next page of posts (search) or wall comments (wall)."""
+        if self.mode == "wall":
+            return self._fetch_wall(cursor)
+        return self._fetch_search(query, cursor)
+
+    def reply(self, to: RawMention, text: str) -> str:
+        """Comment under the post (or answer the comment) ``to``; return the new comment id."""
+        owner, post, comment = split_external_id(to.external_id)
+        values: dict[str, Any] = {"owner_id": owner, "post_id": post, "message": text}
+        if comment is not None:
+            values["reply_to_comment"] = comment
+        if self.reply_from_group and owner < 0 and owner == self.owner_id:
+            values["from_group"] = -owner
+        result = self._call("wall.createComment", **values)
+        if not isinstance(result, dict) or "comment_id" not in result:
+            raise MalformedResponse("vk wall.createComment: no comment_id", json.dumps(result))
+        return f"{owner}_{post}_c{result['comment_id']}"
+
+    # --- search --------------------------------------------------------------------------
+
+    def _fetch_search(self, query: str, cursor: str | None) -> Page:
+        start_time, next_from, top = _parse_search_cursor(cursor)
+        if start_time is None:
+            start = datetime.now(UTC) - timedelta(hours=self.backfill_hours)
+            start_time = int(start.timestamp())
+        values: dict[str, Any] = {
+            "q": query,
+            "count": 200,
+            "extended": 1,
+            "fields": PROFILE_FIELDS,
+            "start_time": start_time,
+        }
+        if next_from:
+            values["start_from"] = next_from
+        body = self._call("newsfeed.search", **values)
+        mentions = parse_search(body)
+        newest = max((int(m.created_at.timestamp()) for m in mentions), default=None)
+        top = top if top is not None else newest
+        if body.get("next_from") and mentions:
+            state = {"start_time": start_time, "next_from": body["next_from"], "top": top}
+            return Page(mentions, json.dumps(state, sort_keys=True))
+        if top is None:
+            return Page(mentions, cursor if cursor and cursor.isdigit() else None)
+        return Page(mentions, str(top))
+
+    # --- wall ----------------------------------------------------------------------------
+
+    def _fetch_wall(self, cursor: str | None) -> Page:
+        if cursor is not None and not cursor.isdigit():
+            raise ValueError(f"unreadable vk wall cursor {cursor!r}")
+        last_id = int(cursor) if cursor else None
+        since = datetime.now(UTC) - timedelta(hours=self.backfill_hours)
+        posts = self._call("wall.get", owner_id=self.owner_id, count=self.wall_posts)
+        post_ids = [p["id"] for p in _items(posts, "wall.get") if _has_comments(p)]
+        if not post_ids:
+            return Page([], cursor)
+        calls = [_comments_call(self.owner_id, post_id) for post_id in post_ids]
+        # One HTTP request for up to 25 calls: https://dev.vk.com/ru/method/execute
+        results = self._call("execute", code=f"return [{','.join(calls)}];")
+        if not isinstance(results, list) or len(results) != len(post_ids):
+            raise MalformedResponse("vk execute: expected one result per post", json.dumps(results))
+        mentions: list[RawMention] = []
+        for post_id, result in zip(post_ids, results, strict=True):
+            if result is False:  # that call failed (post deleted, comments closed)
+                continue
+            mentions.extend(parse_comments(result, self.owner_id, post_id))
+        if last_id is None:
+            fresh = [m for m in mentions if m.created_at >= since]
+        else:
+            fresh = [m for m in mentions if _comment_id(m) > last_id]
+        fresh.sort(key=_comment_id)
+        return Page(fresh, str(_comment_id(fresh[-1])) if fresh else cursor)
+
+
+def _comments_call(owner_id: int | None, post_id: int) -> str:
+    params = {
+        "owner_id": owner_id,
+        "post_id": post_id,
+        "count": 100,
+        "sort": "desc",
+        "extended": 1,
+        "fields": PROFILE_FIELDS,
+        "thread_items_count": 10,
+    }
+    return f"API.wall.getComments({json.dumps(params)})"
+
+
+def _has_comments(post: Any) -> bool:
+    return isinstance(post, dict) and (post.get("comments") or {}).get("count", 1) > 0
+
+
+def _comment_id(mention: RawMention) -> int:
+    return int(mention.external_id.rsplit("_c", 1)[1])
+
+
+def _parse_search_cursor(cursor: str | None) -> tuple[int | None, str | None, int | None]:
+    if not cursor:
+        return None, None, None
+    if cursor.isdigit():
+        return int(cursor), None, None
+    try:
+        state = json.loads(cursor)
+        return int(state["start_time"]), str(state["next_from"]), state.get("top")
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"unreadable vk search cursor {cursor!r}") from None
+
+
+def split_external_id(external_id: str) -> tuple[int, int, int | None]:
+    """Split ``"{owner}_{post}"`` or ``"{owner}_{post}_c{comment}"`` into integers."""
+    try:
+        head, _, comment = external_id.partition("_c")
+        owner, post = head.split("_")
+        return int(owner), int(post), int(comment) if comment else None
+    except ValueError:
+        raise ValueError(f"not a vk external id: {external_id!r}") from None
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def _api_error(exc: vk_api.ApiError) -> Exception:
+    message = f"vk error {exc.code}: {exc.error.get('error_msg', '')}"
+    if exc.code in _RATE_LIMIT_CODES:
+        return RateLimited(_RATE_LIMIT_CODES[exc.code], message)
+    if exc.code in _AUTH_CODES:
+        return AuthError(message)
+    if exc.code in _TRANSIENT_CODES:
+        return TransientError(message)
+    return ConnectorError(message)
+
+
+def _http_error(response: requests.Response) -> Exception:
+    status = response.status_code
+    message = f"vk HTTP {status}: {response.text[:300]}"
+    if status == 429:
+        return RateLimited(retry_after_seconds(response.headers), message)
+    if status in (401, 403):
+        return AuthError(message)
+    if status >= 500:
+        return TransientError(message)
+    return ConnectorError(message)
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+def _items(body: Any, what: str) -> list[Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        raise MalformedResponse(f"vk {what}: no items list", json.dumps(body, ensure_ascii=False))
+    return body["items"]
+
+
+def _authors(body: Mapping[str, Any]) -> dict[int, Mapping[str, Any]]:
+    """Profiles by user id and communities by negative id, as ``from_id`` refers to them."""
+    authors: dict[int, Mapping[str, Any]] = {}
+    for sign, key in ((1, "profiles"), (-1, "groups")):
+        for info in body.get(key) or []:
+            if isinstance(info, dict) and isinstance(info.get("id"), int):
+                authors[sign * info["id"]] = info
+    return authors
+
+
+def _author(from_id: int, authors: Mapping[int, Mapping[str, Any]]) -> tuple[str, int | None]:
+    info = authors.get(from_id) or {}
+    fallback = f"id{from_id}" if from_id > 0 else f"club{-from_id}"
+    followers = info.get("followers_count", info.get("members_count"))
+    return str(info.get("screen_name") or fallback), followers
+
+
+def _text(value: Any) -> str:
+    # VK escapes some characters as HTML entities and old texts contain <br>.
+    return html.unescape(str(value or "").replace("<br>", "\n"))
+
+
+def parse_search(body: Any) -> list[RawMention]:
+    """Parse a ``newsfeed.search`` (extended) response into mentions, oldest first."""
+    items = _items(body, "newsfeed.search")
+    authors = _authors(body)
+    mentions = []
+    for item in items:
+        try:
+            owner, post_id = int(item["owner_id"]), int(item["id"])
+            from_id = int(item.get("from_id") or owner)
+            handle, followers = _author(from_id, authors)
+            mentions.append(
+                RawMention(
+                    platform="vk",
+                    external_id=f"{owner}_{post_id}",
+                    url=f"https://vk.com/wall{owner}_{post_id}",
+                    author_external_id=str(from_id),
+                    author_handle=handle,
+                    text=_text(item.get("text")),
+                    created_at=from_epoch(item["date"]),
+                    author_followers=followers,
+                    raw=item,
+                )
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedResponse(
+                f"vk post: {exc}", json.dumps(item, ensure_ascii=False)
+            ) from exc
+    return sorted(mentions, key=lambda m: (m.created_at, m.external_id))
+
+
+def parse_comments(body: Any, owner_id: int, post_id: int) -> list[RawMention]:
+    """Parse a ``wall.getComments`` response (with thread items); deleted ones are skipped."""
+    authors = _authors(body) if isinstance(body, dict) else {}
+    mentions = []
+    for item in _items(body, "wall.getComments"):
+        if not isinstance(item, dict):
+            raise MalformedResponse("vk comment is not an object", json.dumps(item))
+        thread = (item.get("thread") or {}).get("items") or []
+        for comment in [item, *thread]:
+            if comment.get("deleted") or "from_id" not in comment:
+                continue
+            mentions.append(_comment(comment, owner_id, post_id, authors))
+    return mentions
+
+
+def _comment(
+    item: Mapping[str, Any], owner_id: int, post_id: int, authors: Mapping[int, Mapping[str, Any]]
+) -> RawMention:
+    try:
+        comment_id, from_id = int(item["id"]), int(item["from_id"])
+        stack = item.get("parents_stack") or []
+        parent = item.get("reply_to_comment") or (stack[-1] if stack else None)
+        handle, followers = _author(from_id, authors)
+        url = f"https://vk.com/wall{owner_id}_{post_id}?reply={comment_id}"
+        return RawMention(
+            platform="vk",
+            external_id=f"{owner_id}_{post_id}_c{comment_id}",
+            url=f"{url}&thread={stack[0]}" if stack else url,
+            author_external_id=str(from_id),
+            author_handle=handle,
+            text=_text(item.get("text")),
+            created_at=from_epoch(item["date"]),
+            parent_external_id=(
+                f"{owner_id}_{post_id}_c{parent}" if parent else f"{owner_id}_{post_id}"
+            ),
+            author_followers=followers,
+            raw=dict(item),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedResponse(f"vk comment: {exc}", json.dumps(item, ensure_ascii=False)) from exc
