@@ -62,6 +62,10 @@ class Runtime:
             self._connectors[source_name] = cls.from_settings(self.connector_settings(source))
         return self._connectors[source_name]
 
+    def use_connector(self, source_name: str, connector: Connector) -> None:
+        """Use ``connector`` for a source instead of building one (tests, plugins)."""
+        self._connectors[source_name] = connector
+
     def connector_settings(self, source: SourceSettings) -> dict[str, Any]:
         """What a connector's ``from_settings`` receives: its own table plus common keys."""
         brand = next((b for b in self.settings.brands if b.name == source.brand), None)

@@ -68,6 +68,10 @@ def write_config(tmp_path: Path, extra: str = "", page_size: int = 6) -> Path:
             f"""
             var_dir = "{tmp_path / "var"}"
 
+            [scheduler]
+            score_interval_seconds = 1
+            outbox_interval_seconds = 1
+
             [[brands]]
             name = "Ladoga Coffee"
             keywords = ["ladoga"]

@@ -21,7 +21,10 @@ def otklik(config: Path, *args: str, crash_at: str | None = None) -> subprocess.
     env = hermetic_environ(**({"OTKLIK_CRASH_AT": crash_at} if crash_at else {}))
     return subprocess.run(
         [sys.executable, "-m", "otklik", "--config", str(config), *args],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -28,8 +28,11 @@ def test_collect_score_reply_round_trip(runtime, client) -> None:
     login(client)
     inbox = client.get("/")
     assert inbox.status_code == 200 and target.text[:40] in inbox.get_data(as_text=True)
-    form = {"body": "Sorry, Mira! Refund on its way.", "idempotency_key": "k" * 32,
-            "in_reply_to": str(target_id)}
+    form = {
+        "body": "Sorry, Mira! Refund on its way.",
+        "idempotency_key": "k" * 32,
+        "in_reply_to": str(target_id),
+    }
     first = client.post(f"/conversations/{conversation_id}/reply", data=form)
     second = client.post(f"/conversations/{conversation_id}/reply", data=form)  # a double click
     assert first.status_code == second.status_code == 302
@@ -61,8 +64,10 @@ def test_our_sent_reply_is_not_scored_or_turned_into_a_case(runtime, client) -> 
         before = session.scalar(select(func.count()).select_from(Conversation))
         target = session.scalar(select(Mention).order_by(Mention.id))
     login(client)
-    client.post(f"/conversations/{target.conversation_id}/reply",
-                data={"body": "Thanks!", "idempotency_key": "a1", "in_reply_to": str(target.id)})
+    client.post(
+        f"/conversations/{target.conversation_id}/reply",
+        data={"body": "Thanks!", "idempotency_key": "a1", "in_reply_to": str(target.id)},
+    )
     send_due(runtime)
     assert score_pending(runtime) == 0
     with runtime.sessions() as session:
@@ -76,8 +81,10 @@ def test_a_platform_failure_is_shown_on_the_reply_and_nothing_is_posted(runtime,
     outbox_path = runtime.settings.var_path / "demo-outbox.jsonl"
     outbox_path.mkdir(parents=True)  # the demo outbox cannot be written: a permanent failure
     login(client)
-    client.post(f"/conversations/{target.conversation_id}/reply",
-                data={"body": "Hello", "idempotency_key": "b2", "in_reply_to": str(target.id)})
+    client.post(
+        f"/conversations/{target.conversation_id}/reply",
+        data={"body": "Hello", "idempotency_key": "b2", "in_reply_to": str(target.id)},
+    )
     assert send_due(runtime) == 0
     with runtime.sessions() as session:
         reply = session.scalar(select(Reply))

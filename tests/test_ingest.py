@@ -15,12 +15,24 @@ from otklik.models import Brand, CaseEvent, Conversation, Mention, Status
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
-def raw(external_id: str, text: str = "hello", *, parent: str | None = None, author: str = "u1",
-        handle: str = "mira", minutes: int = 0) -> RawMention:
+def raw(
+    external_id: str,
+    text: str = "hello",
+    *,
+    parent: str | None = None,
+    author: str = "u1",
+    handle: str = "mira",
+    minutes: int = 0,
+) -> RawMention:
     return RawMention(
-        platform="demo", external_id=external_id, url=f"https://x.invalid/{external_id}",
-        author_external_id=author, author_handle=handle, text=text,
-        created_at=T0 + timedelta(minutes=minutes), parent_external_id=parent,
+        platform="demo",
+        external_id=external_id,
+        url=f"https://x.invalid/{external_id}",
+        author_external_id=author,
+        author_handle=handle,
+        text=text,
+        created_at=T0 + timedelta(minutes=minutes),
+        parent_external_id=parent,
     )
 
 

@@ -19,7 +19,9 @@ pytestmark = [pytest.mark.postgres, needs_postgres]
 
 @pytest.fixture
 def pg_runtime(config_path, pg_schema_url):  # noqa: F811
-    settings = load_settings(config_path, environ=hermetic_environ(OTKLIK_DATABASE_URL=pg_schema_url))
+    settings = load_settings(
+        config_path, environ=hermetic_environ(OTKLIK_DATABASE_URL=pg_schema_url)
+    )
     runtime = Runtime.from_settings(settings, scorer_factory=lambda _s: KeywordScorer())
     runtime.prepare_database()
     yield runtime

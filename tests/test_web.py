@@ -15,8 +15,11 @@ from otklik.models import Mention
 from tests.conftest import PASSWORD, login
 
 HOSTILE = RawMention(
-    platform="demo", external_id="evil-1", url="javascript:alert(document.cookie)",
-    author_external_id="e1", author_handle='<img src=x onerror="alert(1)">',
+    platform="demo",
+    external_id="evil-1",
+    url="javascript:alert(document.cookie)",
+    author_external_id="e1",
+    author_handle='<img src=x onerror="alert(1)">',
     text="Refund now! <script>alert('pwned')</script><b onmouseover=alert(2)>hover</b>",
     created_at=datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
 )
@@ -56,8 +59,9 @@ def test_login_with_wrong_password_fails_and_right_one_works(client) -> None:
 
 
 def test_login_does_not_redirect_off_site(client) -> None:
-    response = client.post("/login?next=//evil.example/x",
-                           data={"username": "agent", "password": PASSWORD})
+    response = client.post(
+        "/login?next=//evil.example/x", data={"username": "agent", "password": PASSWORD}
+    )
     assert response.headers["Location"] == "/"
 
 
@@ -76,9 +80,16 @@ def test_hostile_post_author_and_url_render_inert(runtime, client) -> None:
 
 
 def test_links_to_posts_are_nofollow_noopener(runtime, client) -> None:
-    safe = RawMention(**{**{f: getattr(HOSTILE, f) for f in ("platform", "author_external_id",
-                      "author_handle", "text", "created_at")}, "external_id": "ok-1",
-                      "url": "https://vk.com/wall-1_2"})
+    safe = RawMention(
+        **{
+            **{
+                f: getattr(HOSTILE, f)
+                for f in ("platform", "author_external_id", "author_handle", "text", "created_at")
+            },
+            "external_id": "ok-1",
+            "url": "https://vk.com/wall-1_2",
+        }
+    )
     with db.transaction(runtime.sessions) as session:
         store_page(session, None, None, [safe], safe.created_at)
         conversation_id = session.scalar(select(Mention.conversation_id))
@@ -107,8 +118,9 @@ def test_state_changing_requests_without_a_csrf_token_are_rejected(csrf_client) 
     assert response.status_code == 400 and "CSRF" in response.get_data(as_text=True)
     page = csrf_client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    ok = csrf_client.post("/login", data={"username": "agent", "password": PASSWORD,
-                                          "csrf_token": token})
+    ok = csrf_client.post(
+        "/login", data={"username": "agent", "password": PASSWORD, "csrf_token": token}
+    )
     assert ok.status_code == 302
     assert csrf_client.post("/logout").status_code == 400  # no token: still logged in
     assert csrf_client.get("/").status_code == 200

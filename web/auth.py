@@ -36,7 +36,8 @@ def require_login():  # type: ignore[no-untyped-def]
     if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
         if request.path.startswith("/api/"):
             return {"error": "login required"}, 401
-        return redirect(url_for("auth.login", next=request.full_path))
+        target = request.full_path if request.query_string else request.path
+        return redirect(url_for("auth.login", next=target))
     return None
 
 
