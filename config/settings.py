@@ -83,6 +83,11 @@ class SourceSettings:
     enabled: bool = True
     interval_seconds: int = 300
     backfill_hours: int = 24
+    include_reposts: bool = False
+    exclude_keywords: list[str] = field(default_factory=list)
+    exclude_authors: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)  # empty: every language
+    expected_silence_hours: float = 0.0  # 0: warn after 10 intervals without a new mention
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -237,6 +242,10 @@ def _convert(expected: Any, value: Any, where: str, key: str) -> Any:
         return dict(value)
     if origin in (typing.Union, types.UnionType):
         return value
+    if expected is float and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ConfigError(f"{where}: '{key}' must be a number, got {value!r}")
+    if expected is float:
+        return float(value)
     if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise ConfigError(f"{where}: '{key}' must be an integer, got {value!r}")
     if expected is bool and not isinstance(value, bool):
@@ -267,3 +276,8 @@ def _check_consistency(settings: Settings, where: str) -> None:
             )
         if source.interval_seconds < 1:
             raise ConfigError(f"{where}: '{key}.interval_seconds' must be at least 1")
+        unknown = set(source.languages) - {"ru", "en", "other"}
+        if unknown:
+            raise ConfigError(
+                f"{where}: '{key}.languages' has {sorted(unknown)}; expected ru, en or other"
+            )

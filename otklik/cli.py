@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from otklik import cli_data, cli_ops
+    from otklik import cli_data, cli_ops, cli_sources
 
     parser = argparse.ArgumentParser(prog="otklik", description=__doc__)
     parser.add_argument(
@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     cli_ops.register(sub)
     cli_data.register(sub)
+    cli_sources.register(sub)
     return parser
 
 

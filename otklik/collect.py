@@ -21,6 +21,7 @@ from otklik.domain import AuthError, ConnectorError, MalformedResponse, RateLimi
 from otklik.faults import crash_point
 from otklik.ingest import StoreResult, store_page
 from otklik.models import Brand, Source, utcnow
+from otklik.noise import NoiseRules, split_noise
 from otklik.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class RunOutcome:
     status: str  # "ok" | "skipped" | "rate_limited" | "failed"
     stored: StoreResult | None = None
     message: str = ""
+    dropped: int = 0
 
 
 def backoff_seconds(failures: int, base: int = 30, cap: int = 900) -> int:
@@ -55,10 +57,11 @@ def run_source(
         page = runtime.connector(name).fetch(query, cursor)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, none kills the scheduler
         return _record_failure(runtime, name, exc, now)
+    kept, dropped = split_noise(noise_rules(runtime, name), page.mentions)
     with db.transaction(runtime.sessions) as session:
         source = _source(session, name)
         brand = session.get(Brand, source.brand_id) if source.brand_id else None
-        stored = store_page(session, source, brand, page.mentions, now)
+        stored = store_page(session, source, brand, kept, now)
     crash_point("after-page-commit")
     newest = max((m.created_at for m in page.mentions), default=None)
     with db.transaction(runtime.sessions) as session:
@@ -70,8 +73,26 @@ def run_source(
             source.newest_mention_at is None or newest > source.newest_mention_at
         ):
             source.newest_mention_at = newest
-    log.info("source %s: %d new, %d updated", name, stored.new, stored.updated)
-    return RunOutcome(name, "ok", stored=stored)
+    log.info(
+        "source %s: %d new, %d updated, %d dropped as noise",
+        name,
+        stored.new,
+        stored.updated,
+        len(dropped),
+    )
+    return RunOutcome(name, "ok", stored=stored, dropped=len(dropped))
+
+
+def noise_rules(runtime: Runtime, name: str) -> NoiseRules:
+    """The noise rules configured for source ``name``."""
+    conf = runtime.settings.source(name)
+    return NoiseRules(
+        include_reposts=conf.include_reposts,
+        exclude_keywords=tuple(conf.exclude_keywords),
+        exclude_authors=tuple(conf.exclude_authors),
+        languages=tuple(conf.languages),
+        brand_handles=tuple(runtime.connector_settings(conf)["brand_handles"]),
+    )
 
 
 def _source(session: Session, name: str) -> Source:

@@ -71,6 +71,7 @@ class Runtime:
         brand = next((b for b in self.settings.brands if b.name == source.brand), None)
         return {
             "backfill_hours": source.backfill_hours,
+            "include_reposts": source.include_reposts,
             "var_dir": str(self.settings.var_path),
             "brand_handles": list(brand.handles) if brand else [],
             **source.settings,
