@@ -116,3 +116,17 @@ def test_sources_status_and_check_commands(config_path, capsys, monkeypatch) -> 
     assert "demo" in out and " ok " in out and "/h" in out
     assert main(["--config", str(config_path), "sources", "check"]) == 0
     assert capsys.readouterr().out.strip() == "demo: OK"
+
+
+def test_the_console_shows_source_health_and_the_platform_error(runtime, client) -> None:
+    from otklik import db
+    from tests.conftest import login
+
+    run_source(runtime, "demo")
+    with db.transaction(runtime.sessions) as session:
+        source = session.scalar(select(Source))
+        source.last_error_at = source.last_success_at + timedelta(seconds=5)
+        source.last_error = "authentication failed: 401 <b>Unauthorized</b>"
+    login(client)
+    html = client.get("/sources/").get_data(as_text=True)
+    assert "failing" in html and "401 &lt;b&gt;Unauthorized&lt;/b&gt;" in html

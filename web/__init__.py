@@ -34,11 +34,12 @@ def create_app(runtime: Runtime, test_config: dict[str, Any] | None = None) -> F
     app.extensions["otklik"] = runtime
     csrf.init_app(app)
 
-    from web import auth, conversations, inbox
+    from web import auth, conversations, inbox, sources
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
     app.register_blueprint(conversations.bp)
+    app.register_blueprint(sources.bp)
     app.before_request(auth.require_login)
     app.after_request(_security_headers)
     app.jinja_env.filters["ago"] = _ago
