@@ -157,8 +157,10 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
 # --- plain-requests connectors (RSS, Discourse) ------------------------------------------
 
 
-def send(session: requests.Session, method: str, url: str, **kwargs: Any) -> requests.Response:
-    """Send one request and map transport failures and error statuses to domain errors."""
+def send(
+    session: requests.Session, method: str, url: str, *, check: bool = True, **kwargs: Any
+) -> requests.Response:
+    """Send one request and map transport failures (and, if ``check``, error statuses)."""
     kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
     try:
         response = session.request(method, url, **kwargs)
@@ -166,7 +168,8 @@ def send(session: requests.Session, method: str, url: str, **kwargs: Any) -> req
         raise TransientError(f"{method} {url}: {exc}") from exc
     except requests.RequestException as exc:
         raise ConnectorError(f"{method} {url}: {exc}") from exc
-    raise_for_status(response)
+    if check:
+        raise_for_status(response)
     return response
 
 
