@@ -4,9 +4,10 @@ Collects either the recent-search results for the source query (``mode = "search
 the default) or the brand account's mentions timeline (``mode = "mentions"``, setting
 ``user_id``). Replies are created with ``POST /2/tweets`` and ``in_reply_to_tweet_id``.
 
-Settings: ``mode``, ``user_id``, ``exclude_retweets`` (default true: appends
-``-is:retweet`` to search queries), ``backfill_hours`` (default 24), ``max_results``
-(10..100, default 100), ``timeout`` (seconds, default 20).
+Settings: ``mode``, ``user_id``, ``exclude_retweets`` (default: the opposite of the
+common ``include_reposts`` key, i.e. true; appends ``-is:retweet`` to search queries),
+``backfill_hours`` (default 24), ``max_results`` (10..100, default 100), ``timeout``
+(seconds, default 20).
 
 Secrets (environment only): ``OTKLIK_TWITTER_BEARER_TOKEN`` for reading;
 ``OTKLIK_TWITTER_CONSUMER_KEY``, ``OTKLIK_TWITTER_CONSUMER_SECRET``,
@@ -144,7 +145,10 @@ class TwitterConnector:
         return cls(
             mode=setting_str(settings, "mode", "search"),
             user_id=setting_str(settings, "user_id"),
-            exclude_retweets=setting_bool(settings, "exclude_retweets", True),
+            # the common source key include_reposts sets the default; exclude_retweets wins
+            exclude_retweets=setting_bool(
+                settings, "exclude_retweets", not setting_bool(settings, "include_reposts", False)
+            ),
             backfill_hours=setting_float(settings, "backfill_hours", 24.0),
             max_results=int(setting_float(settings, "max_results", 100)),
             timeout=setting_float(settings, "timeout", DEFAULT_TIMEOUT),

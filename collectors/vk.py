@@ -14,6 +14,7 @@ Replies use ``wall.createComment`` (``reply_to_comment`` when answering a commen
 
 Secret: ``OTKLIK_VK_TOKEN`` (user or community token). Settings: ``mode``, ``owner_id``,
 ``backfill_hours`` (24), ``wall_posts`` (20, at most 24), ``reply_from_group`` (true),
+``include_reposts`` (false: search drops bare reposts without text of their own),
 ``api_version`` ("5.199"), ``timeout`` (20 s).
 
 external_id: a post is ``"{owner_id}_{post_id}"`` (VK's own ``wall-1_2`` naming, so
@@ -47,8 +48,8 @@ from collectors._http import (
     DEFAULT_TIMEOUT,
     TimeoutSession,
     from_epoch,
+    raise_for_status,
     require_secret,
-    retry_after_seconds,
     setting_bool,
     setting_float,
     setting_str,
@@ -95,6 +96,7 @@ class VkConnector:
         backfill_hours: float = 24.0,
         wall_posts: int = 20,
         reply_from_group: bool = True,
+        include_reposts: bool = False,
         api_version: str = "5.199",
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
@@ -107,6 +109,7 @@ class VkConnector:
         self.backfill_hours = backfill_hours
         self.wall_posts = max(1, min(24, wall_posts))  # execute allows 25 calls per request
         self.reply_from_group = reply_from_group
+        self.include_reposts = include_reposts
         self.api_version = api_version
         self.timeout = timeout
 
@@ -120,6 +123,7 @@ class VkConnector:
             backfill_hours=setting_float(settings, "backfill_hours", 24.0),
             wall_posts=int(setting_float(settings, "wall_posts", 20)),
             reply_from_group=setting_bool(settings, "reply_from_group", True),
+            include_reposts=setting_bool(settings, "include_reposts", False),
             api_version=setting_str(settings, "api_version", "5.199"),
             timeout=setting_float(settings, "timeout", DEFAULT_TIMEOUT),
         )
@@ -138,8 +142,10 @@ class VkConnector:
             raise RateLimited(_RATE_LIMIT_CODES[14], f"vk {method}: captcha required") from exc
         except vk_api.ApiError as exc:
             raise _api_error(exc) from exc
-        except vk_api.ApiHttpError as exc:
-            raise _http_error(exc.response) from exc
+        except vk_api.ApiHttpError as exc:  # raised by vk_api for any non-2xx status
+            detail = f"vk {method}: HTTP {exc.response.status_code}: {exc.response.text[:300]}"
+            raise_for_status(exc.response, detail)
+            raise ConnectorError(detail) from exc
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise TransientError(f"vk {method}: {exc}") from exc
         except ValueError as exc:  # requests' JSONDecodeError keeps the text in .doc
@@ -193,7 +199,9 @@ class VkConnector:
         mentions = parse_search(body)
         newest = max((int(m.created_at.timestamp()) for m in mentions), default=None)
         top = top if top is not None else newest
-        if body.get("next_from") and mentions:
+        if not self.include_reposts:  # a bare repost has no text of its own
+            mentions = [m for m in mentions if m.text or not m.raw.get("copy_history")]
+        if body.get("next_from") and body["items"]:
             state = {"start_time": start_time, "next_from": body["next_from"], "top": top}
             return Page(mentions, json.dumps(state, sort_keys=True))
         if top is None:
@@ -282,18 +290,6 @@ def _api_error(exc: vk_api.ApiError) -> Exception:
     if exc.code in _AUTH_CODES:
         return AuthError(message)
     if exc.code in _TRANSIENT_CODES:
-        return TransientError(message)
-    return ConnectorError(message)
-
-
-def _http_error(response: requests.Response) -> Exception:
-    status = response.status_code
-    message = f"vk HTTP {status}: {response.text[:300]}"
-    if status == 429:
-        return RateLimited(retry_after_seconds(response.headers), message)
-    if status in (401, 403):
-        return AuthError(message)
-    if status >= 500:
         return TransientError(message)
     return ConnectorError(message)
 

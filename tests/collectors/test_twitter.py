@@ -111,6 +111,12 @@ def test_since_id_cursor_and_long_tweet_text(rsps):
     assert page.cursor == "1790001000000000000"
 
 
+def test_include_reposts_keeps_retweets_in_the_query(rsps):
+    add(rsps, SEARCH, "empty.json")
+    connector(include_reposts=True).fetch("acme", "1789999999999999999")
+    assert query_of(rsps.calls[0])["query"] == ["acme"]
+
+
 def test_empty_page_keeps_cursor(rsps):
     add(rsps, SEARCH, "empty.json")
     page = connector().fetch("acme", "1789999999999999999")

@@ -98,6 +98,16 @@ def test_search_fields_russian_text_and_authors(rsps):
     assert group_post.author_followers == 48211
 
 
+def test_bare_reposts_are_dropped_unless_include_reposts(rsps):
+    add(rsps, "newsfeed.search", "search_page2.json")
+    add(rsps, "newsfeed.search", "search_page2.json")
+    dropped = connector().fetch("акме", "1715580000")
+    kept = connector(include_reposts=True).fetch("акме", "1715580000")
+    assert [m.external_id for m in dropped.mentions] == ["61000333_77"]
+    assert [m.external_id for m in kept.mentions] == ["61000333_77", "61000333_78"]
+    assert dropped.cursor == kept.cursor == "1715587300"
+
+
 def test_search_empty_keeps_cursor(rsps):
     add(rsps, "newsfeed.search", "search_empty.json")
     page = connector().fetch("акме", "1715580000")
