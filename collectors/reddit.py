@@ -34,6 +34,7 @@ x-ratelimit window, and praw sleeps on short RATELIMIT API errors (``ratelimit_s
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ from otklik.domain import (
     RawMention,
     TransientError,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_USER_AGENT = "python:otklik:0.1 (social listening)"
 
@@ -178,7 +181,8 @@ class RedditConnector:
             submissions = [s for s in submissions if s.created_at >= since]
         new_ids = [s.external_id[3:] for s in reversed(submissions)]  # newest first
         watch = list(dict.fromkeys(new_ids + state.get("watch", [])))[: self.watch_submissions]
-        comments = _guarded(lambda: self._comments(watch, state.get("t1"), since))
+        comments, gone = _guarded(lambda: self._comments(watch, state.get("t1"), since))
+        watch = [w for w in watch if w not in gone]
         t3 = submissions[-1].external_id if submissions else state.get("t3")
         t1 = comments[-1].external_id if comments else state.get("t1")
         next_state = {"t3": t3, "t1": t1, "watch": watch}
@@ -220,13 +224,23 @@ class RedditConnector:
                 return name
         return "year" if self.backfill_hours <= 8760 else "all"
 
-    def _comments(self, watch: list[str], after: str | None, since: datetime) -> list[RawMention]:
+    def _comments(
+        self, watch: list[str], after: str | None, since: datetime
+    ) -> tuple[list[RawMention], set[str]]:
+        """New comments on the watched threads, and the threads that are gone (404/403)."""
         found: dict[str, RawMention] = {}
+        gone: set[str] = set()
         for submission_id in watch:
             submission = self.reddit.submission(id=submission_id)
             submission.comment_sort = "new"
             submission.comment_limit = 100
-            for comment in submission.comments.list():  # MoreComments are not expanded
+            try:
+                forest = submission.comments.list()  # MoreComments are not expanded
+            except (prawcore.NotFound, prawcore.Forbidden):  # deleted, or subreddit went private
+                log.info("reddit: thread %s is gone; no longer watched", submission_id)
+                gone.add(submission_id)
+                continue
+            for comment in forest:
                 if not isinstance(comment, Comment):
                     continue
                 mention = comment_mention(comment)
@@ -237,7 +251,7 @@ class RedditConnector:
                 )
                 if is_new:
                     found[mention.external_id] = mention
-        return sorted(found.values(), key=lambda m: _base36(m.external_id))
+        return sorted(found.values(), key=lambda m: _base36(m.external_id)), gone
 
 
 # --- errors ------------------------------------------------------------------------------

@@ -166,6 +166,22 @@ def test_watch_list_is_capped(rsps):
     assert [m.external_id for m in page.mentions] == ["t3_1cqx1a", "t3_1cqx2b", "t1_l3x0004"]
 
 
+def test_deleted_watched_thread_is_dropped_not_fatal(rsps):
+    add_token(rsps)
+    add(rsps, responses.GET, SEARCH, "search_empty.json")
+    rsps.add(
+        responses.GET,
+        OAUTH + "/comments/1cpzzz/",
+        status=404,
+        json={"message": "Not Found", "error": 404},
+    )
+    add(rsps, responses.GET, OAUTH + "/comments/1cqx2b/", "comments_1cqx2b.json")
+    cursor = json.dumps({"t3": "t3_1cqx2b", "t1": "t1_l3x0003", "watch": ["1cpzzz", "1cqx2b"]})
+    page = connector().fetch("acme", cursor)
+    assert [m.external_id for m in page.mentions] == ["t1_l3x0004"]
+    assert json.loads(page.cursor)["watch"] == ["1cqx2b"]
+
+
 def test_reply_to_comment_returns_new_fullname(rsps):
     add_token(rsps)
     add(rsps, responses.POST, OAUTH + "/api/comment/", "reply.json")
