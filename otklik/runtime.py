@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     scorer_factory: Callable[[Settings], Scorer] = _load_real_scorer
     _scorer: Scorer | None = field(default=None, init=False, repr=False)
+    _scorer_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _connectors: dict[str, Connector] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
@@ -50,9 +52,10 @@ class Runtime:
     @property
     def scorer(self) -> Scorer:
         """The sentiment/complaint scorer, loaded on first use."""
-        if self._scorer is None:
-            self._scorer = self.scorer_factory(self.settings)
-        return self._scorer
+        with self._scorer_lock:  # the web preload and the first scoring job may race
+            if self._scorer is None:
+                self._scorer = self.scorer_factory(self.settings)
+            return self._scorer
 
     def connector(self, source_name: str) -> Connector:
         """The connector instance for a configured source (built once)."""
