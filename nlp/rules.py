@@ -14,6 +14,8 @@ _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 # Letters that occur in Ukrainian/Belarusian/Serbian etc. but never in Russian.
 _NON_RU_CYRILLIC = set("іїєґўђјљњћџѓќѕІЇЄҐЎЂЈЉЊЋЏЃЌЅ")
+# Frequent Ukrainian words spelled without those letters.
+_UK_WORDS = frozenset({"дякую", "це", "але", "щось", "також", "тому", "немає", "привіт", "що"})
 _EN_WORDS = frozenset(
     [
         "the",
@@ -156,7 +158,8 @@ def detect_lang(text: str) -> str:
     """Return ``"ru"``, ``"en"`` or ``"other"``.
 
     URLs, @mentions and #hashtags are ignored.  Cyrillic letters must be the majority
-    and no Ukrainian/Belarusian-only letters may appear for ``"ru"``.  Latin-majority
+    and no Ukrainian/Belarusian-only letters (or a few common Ukrainian words) may
+    appear for ``"ru"``.  Latin-majority
     text is ``"en"`` unless it has more foreign than English function words or many
     accented letters.  Text without letters is ``"other"``.
     """
@@ -168,7 +171,8 @@ def detect_lang(text: str) -> str:
     if cyr / total >= 0.5:
         if any(ch in _NON_RU_CYRILLIC for ch in clean):
             return "other"
-        return "ru"
+        words = {w.lower() for w in _WORD.findall(clean)}
+        return "other" if words & _UK_WORDS else "ru"
     if (lat + other) / total < 0.5 or other > max(2, 0.1 * total):
         return "other"
     words = [w.lower() for w in _WORD.findall(clean)]

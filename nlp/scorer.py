@@ -26,13 +26,13 @@ def encoder_tag(encoder_dir: Path) -> str:
 
 
 def combine_complaint(head_prob: np.ndarray, sentiment: np.ndarray) -> np.ndarray:
-    """Final complaint probability from the complaint head and the sentiment head.
+    """Final complaint probability: complaint head times ``1 - P(positive)``.
 
-    Geometric mean of the complaint head and ``1 - P(positive)``: the head decides, but
-    a text the sentiment head is sure is praise cannot score as a strong complaint.
+    The complaint head decides; the factor stops text that the sentiment head is sure
+    is praise ("thanks, the courier was fast") from scoring as a complaint.
     """
     not_positive = 1.0 - sentiment[:, SENTIMENTS.index("positive")]
-    return np.sqrt(np.clip(head_prob, 0.0, 1.0) * np.clip(not_positive, 0.0, 1.0))
+    return np.clip(head_prob, 0.0, 1.0) * np.clip(not_positive, 0.0, 1.0)
 
 
 class EncoderScorer:

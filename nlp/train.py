@@ -117,12 +117,16 @@ def fit_logreg(x: np.ndarray, y: np.ndarray, weights: np.ndarray, progress: Prog
 
 
 def pick_threshold(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
-    """Threshold in 0.30..0.80 (step 0.05) maximising F1; returns ``(threshold, f1)``."""
+    """Threshold in 0.20..0.80 (step 0.05) for ``probs >= t``; returns ``(threshold, f1)``.
+
+    Takes the highest threshold whose F1 is within 0.005 of the best one, i.e. prefers
+    precision where the F1 curve is flat.
+    """
     from sklearn.metrics import f1_score
 
-    grid = np.round(np.arange(0.30, 0.801, 0.05), 2)
-    f1s = [f1_score(labels, probs >= t) for t in grid]
-    best = int(np.argmax(f1s))
+    grid = np.round(np.arange(0.20, 0.801, 0.05), 2)
+    f1s = np.array([f1_score(labels, probs >= t) for t in grid])
+    best = int(np.flatnonzero(f1s >= f1s.max() - 0.005).max())
     return float(grid[best]), float(f1s[best])
 
 

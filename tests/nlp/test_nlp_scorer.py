@@ -1,0 +1,134 @@
+"""Scorer plumbing and heads, using nlp.testing.tiny_scorer (tiny random BERT)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import nlp
+from nlp.heads import COMPLAINT_TYPES, SENTIMENTS, Heads
+from nlp.scorer import EncoderScorer, combine_complaint
+from nlp.testing import tiny_scorer
+
+
+@pytest.fixture(scope="module")
+def scorer(tmp_path_factory):
+    return tiny_scorer(tmp_path_factory.mktemp("tiny-scorer"))
+
+
+def test_tiny_scorer_satisfies_the_public_protocol(scorer) -> None:
+    assert isinstance(scorer, nlp.Scorer)
+    assert scorer.model_version.startswith("tiny-random-bert")
+    assert scorer.model_version.endswith(f"+heads.{scorer.heads.version}")
+
+
+def test_scores_follow_input_order_and_shape(scorer) -> None:
+    texts = ["Где мой заказ?", "great service, thanks", "Где мой заказ?", "Das ist gut"]
+    scores = scorer.score(texts)
+    assert len(scores) == 4
+    assert all(isinstance(s, nlp.TextScore) for s in scores)
+    assert scores[0] == scores[2]
+    assert [s.lang for s in scores] == ["ru", "en", "ru", "other"]
+    assert [s.is_question for s in scores] == [True, False, True, False]
+    for s in scores:
+        assert set(s.sentiment_probs) == set(SENTIMENTS)
+        assert abs(sum(s.sentiment_probs.values()) - 1.0) < 1e-5
+        assert s.sentiment == max(s.sentiment_probs, key=s.sentiment_probs.get)
+        assert 0.0 <= s.complaint_prob <= 1.0
+        assert (s.complaint_type is not None) == s.is_complaint
+        assert s.complaint_type is None or s.complaint_type in COMPLAINT_TYPES
+        assert s.model_version == scorer.model_version
+
+
+def test_score_uses_one_embedding_pass(scorer, monkeypatch) -> None:
+    calls = []
+    original = scorer.encoder.embed
+    monkeypatch.setattr(scorer.encoder, "embed", lambda t: calls.append(list(t)) or original(t))
+    scorer.score(["a", "b", "a"])
+    assert calls == [["a", "b", "a"]]
+
+
+def test_embed_and_empty_input(scorer) -> None:
+    emb = scorer.embed(["one", "two"])
+    assert emb.shape == (2, 384)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert scorer.score([]) == []
+    assert scorer.embed([]).shape == (0, 384)
+
+
+def test_text_score_is_frozen(scorer) -> None:
+    score = scorer.score(["hello"])[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        score.sentiment = "positive"
+
+
+def _heads_with(**changes) -> Heads:
+    base = Heads.load()
+    return dataclasses.replace(base, **changes)
+
+
+def test_complaint_threshold_and_type_come_from_heads(scorer) -> None:
+    always = _heads_with(
+        complaint_w=np.zeros(384, np.float32),
+        complaint_b=50.0,
+        sentiment_w=np.zeros((3, 384), np.float32),
+        sentiment_b=np.array([5.0, 0.0, 0.0], np.float32),
+    )
+    s = EncoderScorer(scorer.encoder, always, "v").score(["anything"])[0]
+    assert s.sentiment == "negative" and s.is_complaint
+    assert s.complaint_type in COMPLAINT_TYPES
+    never = dataclasses.replace(always, complaint_b=-50.0)
+    s = EncoderScorer(scorer.encoder, never, "v").score(["anything"])[0]
+    assert not s.is_complaint and s.complaint_type is None
+
+
+def test_praise_guard_in_complaint_probability() -> None:
+    head = np.array([0.9, 0.9])
+    sentiment = np.array([[0.8, 0.1, 0.1], [0.0, 0.05, 0.95]])
+    combined = combine_complaint(head, sentiment)
+    assert combined[0] == pytest.approx(0.81)
+    assert combined[1] < 0.1
+
+
+def test_type_prototypes_and_other_fallback() -> None:
+    emb = np.eye(4, 384, dtype=np.float32)
+    heads = _heads_with(
+        type_seed_emb=emb,
+        type_seed_label=np.array([0, 0, 2, 4]),
+        type_top_k=1,
+        type_min_similarity=0.5,
+    )
+    probe = np.vstack([emb[1], emb[3], np.eye(1, 384, 10, dtype=np.float32)[0]])
+    assert heads.complaint_types(probe) == ["delivery", "technical", "other"]
+
+
+def test_heads_round_trip(tmp_path) -> None:
+    heads = Heads.load()
+    heads.save(tmp_path)
+    again = Heads.load(tmp_path)
+    np.testing.assert_allclose(again.sentiment_w, heads.sentiment_w)
+    np.testing.assert_allclose(again.type_seed_emb, heads.type_seed_emb, atol=1e-3)
+    assert again.complaint_threshold == heads.complaint_threshold
+    assert again.meta["figures"] == heads.meta["figures"]
+
+
+def test_heads_dimension_mismatch_is_rejected(scorer) -> None:
+    small = _heads_with(sentiment_w=np.zeros((3, 8), np.float32))
+    with pytest.raises(ValueError, match="384"):
+        EncoderScorer(scorer.encoder, small, "v")
+
+
+def test_committed_heads_are_small_and_complete() -> None:
+    heads = Heads.load()
+    assert heads.dim == 384
+    assert set(heads.type_seed_label.tolist()) == set(range(len(COMPLAINT_TYPES)))
+    figures = heads.meta["figures"]["heldout"]
+    assert figures["sentiment_accuracy"] > 0.7
+    total = sum(p.stat().st_size for p in nlp.heads.DEFAULT_HEADS_DIR.iterdir())
+    assert total < 1_000_000
+
+
+def test_default_encoder_dir(tmp_path) -> None:
+    assert nlp.default_encoder_dir(tmp_path) == tmp_path / "models" / "multilingual-e5-small"
