@@ -8,6 +8,7 @@ padding stays small; results come back in the caller's order.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -55,6 +56,7 @@ class Encoder:
         self.batch_size = batch_size
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.dim = int(model.config.hidden_size)
+        self._lock = threading.Lock()
 
     @classmethod
     def from_dir(cls, path: Path, **kwargs) -> Encoder:
@@ -92,6 +94,12 @@ class Encoder:
         return out
 
     def _embed_unique(self, texts: list[str]) -> np.ndarray:
+        # Fast tokenizers are not safe to call from several threads at once, and the
+        # forward passes already use every core: one call at a time.
+        with self._lock:
+            return self._embed_locked(texts)
+
+    def _embed_locked(self, texts: list[str]) -> np.ndarray:
         ids = self.token_ids(texts)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         result = np.zeros((len(ids), self.dim), dtype=np.float32)

