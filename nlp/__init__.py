@@ -18,7 +18,14 @@ from pathlib import Path
 
 from nlp.types import Scorer, TextScore
 
-__all__ = ["Scorer", "TextScore", "build_encoder", "default_encoder_dir", "load_scorer"]
+__all__ = [
+    "Scorer",
+    "TextScore",
+    "build_encoder",
+    "default_encoder_dir",
+    "info",
+    "load_scorer",
+]
 
 ENCODER_NAME = "multilingual-e5-small"
 
@@ -44,3 +51,25 @@ def build_encoder(target_dir: Path, progress=print) -> Path:
     from nlp.encoder_build import build_encoder as _build
 
     return _build(Path(target_dir), progress=progress)
+
+
+def info(encoder_dir: Path, heads_dir: Path | None = None) -> dict:
+    """What :func:`load_scorer` would load, without loading the model.
+
+    Returns the encoder fingerprint (``None`` if not built), the model version string
+    and the heads' version, threshold and held-out figures.
+    """
+    from nlp.encoder_build import read_fingerprint
+    from nlp.heads import Heads
+    from nlp.scorer import encoder_tag
+
+    heads = Heads.load(heads_dir)
+    figures = dict(heads.meta.get("figures", {}))
+    figures.get("ru_handlabelled", {}).pop("predictions", None)
+    return {
+        "encoder_fingerprint": read_fingerprint(Path(encoder_dir)),
+        "model_version": f"{encoder_tag(Path(encoder_dir))}+heads.{heads.version}",
+        "heads_version": heads.version,
+        "complaint_threshold": heads.complaint_threshold,
+        "figures": figures,
+    }

@@ -39,7 +39,7 @@ from nlp.datasets import (
 )
 from nlp.encoder import Encoder, configure_threads
 from nlp.encoder_build import read_fingerprint
-from nlp.heads import COMPLAINT_TYPES, SENTIMENTS, Heads
+from nlp.heads import COMPLAINT_TYPES, DEFAULT_HEADS_DIR, SENTIMENTS, Heads
 from nlp.scorer import combine_complaint
 from nlp.train_eval import evaluate_heldout, evaluate_ru, type_leave_one_out
 
@@ -132,12 +132,16 @@ def pick_threshold(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]
 
 def train_heads(
     encoder_dir: Path,
-    out_dir: Path,
+    out_dir: Path | None = None,
     progress: Progress = print,
     limit: int | None = None,
     cache_dir: Path | None = None,
 ) -> dict:
-    """Train all heads on embeddings from ``encoder_dir``, save to ``out_dir``, return figures."""
+    """Train all heads on embeddings from ``encoder_dir``, save to ``out_dir``, return figures.
+
+    ``out_dir`` defaults to the committed ``nlp/heads/``; ``limit`` is the number of
+    tweets embedded (default 10,000); ``cache_dir`` optionally caches their embeddings.
+    """
     started = time.perf_counter()
     configure_threads()
     encoder = Encoder.from_dir(Path(encoder_dir))
@@ -163,7 +167,7 @@ def train_heads(
     }
     report["train_seconds"] = round(time.perf_counter() - started, 1)
     heads.meta["figures"] = report
-    heads.save(Path(out_dir))
+    heads.save(Path(out_dir) if out_dir else DEFAULT_HEADS_DIR)
     progress(json.dumps(report, indent=2, ensure_ascii=False))
     return report
 
@@ -229,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: ``python -m nlp.train --encoder DIR --out DIR``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "heads")
+    parser.add_argument("--out", type=Path, default=DEFAULT_HEADS_DIR)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args(argv)

@@ -132,3 +132,21 @@ def test_committed_heads_are_small_and_complete() -> None:
 
 def test_default_encoder_dir(tmp_path) -> None:
     assert nlp.default_encoder_dir(tmp_path) == tmp_path / "models" / "multilingual-e5-small"
+
+
+def test_info_describes_without_loading(tmp_path) -> None:
+    described = nlp.info(tmp_path / "missing")
+    assert described["encoder_fingerprint"] is None
+    assert described["model_version"] == f"unversioned+heads.{described['heads_version']}"
+    assert "predictions" not in described["figures"]["ru_handlabelled"]
+    assert nlp.heads.Heads.load().meta["figures"]["ru_handlabelled"]["predictions"]
+
+
+def test_train_heads_defaults_to_the_committed_heads_dir() -> None:
+    import inspect
+
+    from nlp.train import train_heads
+
+    params = inspect.signature(train_heads).parameters
+    assert list(params)[:4] == ["encoder_dir", "out_dir", "progress", "limit"]
+    assert params["out_dir"].default is None
