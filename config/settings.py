@@ -63,6 +63,41 @@ class NlpSettings:
 
 
 @dataclass(frozen=True)
+class SlaTargets:
+    """Minutes of business time per priority band (high >= 60, normal >= 30, low)."""
+
+    high: int = 0
+    normal: int = 0
+    low: int = 0
+
+
+@dataclass(frozen=True)
+class SlaOverride:
+    """Targets for one platform; a band left at 0 uses the general target."""
+
+    platform: str
+    first_response_minutes: SlaTargets = field(default_factory=SlaTargets)
+    resolution_minutes: SlaTargets = field(default_factory=SlaTargets)
+
+
+@dataclass(frozen=True)
+class SlaSettings:
+    """Response-time targets (see ``otklik.sla``); optional ``[sla]`` section."""
+
+    enabled: bool = True
+    timezone: str = "UTC"
+    business_hours: str = ""  # e.g. "Mon-Fri 09:00-18:00"; empty: around the clock
+    at_risk_percent: int = 25
+    first_response_minutes: SlaTargets = field(
+        default_factory=lambda: SlaTargets(high=60, normal=240, low=480)
+    )
+    resolution_minutes: SlaTargets = field(
+        default_factory=lambda: SlaTargets(high=480, normal=1440, low=4320)
+    )
+    platforms: list[SlaOverride] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class BrandSettings:
     """A brand we listen for."""
 
@@ -100,6 +135,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     nlp: NlpSettings = field(default_factory=NlpSettings)
+    sla: SlaSettings = field(default_factory=SlaSettings)
     brands: list[BrandSettings] = field(default_factory=list)
     sources: list[SourceSettings] = field(default_factory=list)
     config_path: str = ""
@@ -130,7 +166,7 @@ class Settings:
         raise ConfigError(f"no source named {name!r} in the configuration (known: {known})")
 
 
-_SECTIONS = ("database", "web", "scheduler", "nlp")
+_SECTIONS = ("database", "web", "scheduler", "nlp", "sla")
 
 
 def load_settings(
@@ -255,8 +291,31 @@ def _convert(expected: Any, value: Any, where: str, key: str) -> Any:
     return value
 
 
+def _check_sla(sla: SlaSettings, where: str, platforms: list[str]) -> None:
+    from otklik.sla import BusinessHours, SlaSpecError  # pure module, no side effects
+
+    try:
+        BusinessHours.parse(sla.business_hours, sla.timezone)
+    except SlaSpecError as exc:
+        raise ConfigError(f"{where}: 'sla.business_hours' / 'sla.timezone': {exc}") from None
+    if not 0 <= sla.at_risk_percent <= 100:
+        raise ConfigError(f"{where}: 'sla.at_risk_percent' must be between 0 and 100")
+    for name in ("first_response_minutes", "resolution_minutes"):
+        for band, minutes in dataclasses.asdict(getattr(sla, name)).items():
+            if minutes < 1:
+                raise ConfigError(f"{where}: 'sla.{name}.{band}' must be at least 1 minute")
+    for index, override in enumerate(sla.platforms):
+        if override.platform not in platforms:
+            raise ConfigError(
+                f"{where}: 'sla.platforms[{index}].platform' is {override.platform!r}; "
+                f"expected one of: {', '.join(platforms)}"
+            )
+
+
 def _check_consistency(settings: Settings, where: str) -> None:
     import collectors  # local import: config must not drag connectors in at import time
+
+    _check_sla(settings.sla, where, collectors.platforms())
 
     seen: set[str] = set()
     brands = {b.name for b in settings.brands}

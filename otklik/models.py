@@ -146,7 +146,11 @@ class Conversation(Base):
     """A case: one thread with a customer, from first post to resolution."""
 
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversation_inbox", "status", "priority", "last_customer_at"),)
+    __table_args__ = (
+        Index("ix_conversation_inbox", "status", "priority", "last_customer_at"),
+        Index("ix_conversation_priority_order", "priority", "last_customer_at", "id"),
+        Index("ix_conversation_waiting_order", "last_customer_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     brand_id: Mapped[int | None] = mapped_column(ForeignKey("brands.id"))
@@ -159,6 +163,15 @@ class Conversation(Base):
     resolved_at: Mapped[datetime | None]
     last_customer_at: Mapped[datetime] = mapped_column(default=utcnow)
     peak_negative: Mapped[float] = mapped_column(Float, default=0.0)  # highest P(negative) seen
+    # Console columns (revision 0002): derived values the inbox filters and sorts on, kept in
+    # step by otklik.inbox_index on every flush; the event log stays the source of truth.
+    sla_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    cycle_started_at: Mapped[datetime | None]  # opened, or reopened after a resolution
+    cycle_responded_at: Mapped[datetime | None]  # first reply sent on the platform this cycle
+    sentiment: Mapped[str | None] = mapped_column(String(16))  # of the newest scored post
+    has_complaint: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    has_question: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    language: Mapped[str | None] = mapped_column(String(8))
 
     mentions: Mapped[list[Mention]] = relationship(
         back_populates="conversation", order_by="Mention.created_at"
@@ -252,3 +265,87 @@ class Reply(Base):
 
     in_reply_to: Mapped[Mention] = relationship()
     user: Mapped[User | None] = relationship()
+
+
+# --- Console tables (revision 0002) ---------------------------------------------------------
+
+
+class ConversationTag(Base):
+    """A label on a conversation (bulk action "tag")."""
+
+    __tablename__ = "conversation_tags"
+    __table_args__ = (UniqueConstraint("conversation_id", "tag", name="uq_conversation_tag"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
+    tag: Mapped[str] = mapped_column(String(40), index=True)
+
+
+class Note(Base):
+    """An internal note on a conversation; never sent to the platform."""
+
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User | None] = relationship()
+
+
+class ScoreCorrection(Base):
+    """A person's correction of a model score (training data for the NLP heads)."""
+
+    __tablename__ = "score_corrections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mention_id: Mapped[int] = mapped_column(ForeignKey("mentions.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    field: Mapped[str] = mapped_column(String(32))  # sentiment | is_complaint | is_question | ...
+    old_value: Mapped[str | None] = mapped_column(String(64))
+    new_value: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReplyTemplate(Base):
+    """A canned answer with {variables}, per language; managed by leads and admins."""
+
+    __tablename__ = "reply_templates"
+    __table_args__ = (UniqueConstraint("name", "language", name="uq_template_name_language"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    language: Mapped[str] = mapped_column(String(8))
+    body: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SavedView(Base):
+    """A user's named inbox filter (the query string of the inbox URL)."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_saved_view_user_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(80))
+    query: Mapped[str] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """Who did what in the console: logins, replies, assignments, status and settings changes."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    target: Mapped[str] = mapped_column(String(80), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)

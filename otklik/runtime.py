@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import collectors
 from config import Settings, SourceSettings
-from otklik import db
+from otklik import db, inbox_index
 from otklik.domain import Connector
 from otklik.models import Brand, Source
+from otklik.sla import policy_from_settings
 
 if TYPE_CHECKING:
     from nlp import Scorer
@@ -45,6 +46,7 @@ class Runtime:
         """Create the engine and session factory; does not touch the schema."""
         engine = db.make_engine(settings.database_url)
         runtime = cls(settings=settings, engine=engine, sessions=db.make_session_factory(engine))
+        inbox_index.install(runtime.sessions, policy_from_settings(settings.sla))
         if scorer_factory is not None:
             runtime.scorer_factory = scorer_factory
         return runtime

@@ -1,0 +1,123 @@
+"""Keeps the conversation columns the inbox filters and sorts on in step with every write.
+
+The inbox must stay fast with a million mentions, so it filters and sorts on columns of
+``conversations`` instead of joining mentions and scores: ``sla_due_at`` (the next SLA due
+time), ``cycle_started_at`` / ``cycle_responded_at`` (the current SLA cycle, see
+``otklik.sla``), ``sentiment`` / ``language`` of the newest scored post and ``has_complaint`` /
+``has_question``. They are derived values: a ``before_flush`` hook on the runtime's session
+factory refreshes them whenever ingestion, scoring, the outbox or the console writes, so none
+of those needs to know about them. The event log stays the source of truth
+(``otklik.sla.cycle_from_events``); :func:`backfill` recomputes the cache.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, attributes, sessionmaker
+
+from otklik.models import CaseEvent, Conversation, EventKind, Mention, Score, Status
+from otklik.sla import Cycle, SlaPolicy, next_due
+
+_INSTALLED_KEY = "otklik_inbox_index"
+
+
+def install(sessions: sessionmaker[Session], policy: SlaPolicy | None) -> None:
+    """Refresh the derived columns on every flush of sessions made by ``sessions``."""
+    if sessions.kw.get("info", {}).get(_INSTALLED_KEY):
+        return
+
+    def before_flush(session: Session, _context: object, _instances: object) -> None:
+        with session.no_autoflush:
+            refresh_pending(session, policy)
+
+    event.listen(sessions, "before_flush", before_flush)
+    sessions.kw.setdefault("info", {})[_INSTALLED_KEY] = True
+
+
+def refresh_pending(session: Session, policy: SlaPolicy | None) -> None:
+    """Apply new scores and replies to their conversations, then recompute SLA due times."""
+    touched: set[Conversation] = set()
+    for obj in list(session.new):
+        if isinstance(obj, Score):
+            conversation = _apply_score(session, obj)
+        elif isinstance(obj, CaseEvent) and obj.kind == EventKind.REPLIED:
+            conversation = _apply_reply(session, obj)
+        else:
+            conversation = obj if isinstance(obj, Conversation) else None
+        if conversation is not None:
+            touched.add(conversation)
+    touched.update(o for o in session.dirty if isinstance(o, Conversation))
+    for conversation in touched:
+        _refresh_cycle(conversation)
+        conversation.sla_due_at = due_of(conversation, policy)
+
+
+def _apply_score(session: Session, score: Score) -> Conversation | None:
+    mention = score.mention or session.get(Mention, score.mention_id)
+    conversation = mention.conversation if mention is not None else None
+    if conversation is None:
+        return None
+    conversation.sentiment, conversation.language = score.sentiment, score.lang
+    conversation.has_complaint = bool(conversation.has_complaint or score.is_complaint)
+    conversation.has_question = bool(conversation.has_question or score.is_question)
+    return conversation
+
+
+def _apply_reply(session: Session, replied: CaseEvent) -> Conversation | None:
+    conversation = session.get(Conversation, replied.conversation_id)
+    if conversation is None:
+        return None
+    started = conversation.cycle_started_at or conversation.opened_at
+    if conversation.cycle_responded_at is None and replied.at >= started:
+        conversation.cycle_responded_at = replied.at
+    return conversation
+
+
+def _refresh_cycle(conversation: Conversation) -> None:
+    """A new conversation starts its first cycle; a reopened one starts a new cycle."""
+    if conversation.cycle_started_at is None:
+        conversation.cycle_started_at = conversation.opened_at
+    status = attributes.get_history(conversation, "status")
+    reopened = "resolved" in (status.deleted or ()) and conversation.status != Status.RESOLVED
+    if reopened and not attributes.get_history(conversation, "cycle_started_at").has_changes():
+        conversation.cycle_started_at = conversation.last_customer_at
+        conversation.cycle_responded_at = None
+
+
+def cycle_of(conversation: Conversation) -> Cycle:
+    """The conversation's current SLA cycle, from its cached columns."""
+    return Cycle(
+        started_at=conversation.cycle_started_at or conversation.opened_at,
+        first_response_at=conversation.cycle_responded_at,
+        resolved_at=conversation.resolved_at if conversation.status == Status.RESOLVED else None,
+    )
+
+
+def due_of(conversation: Conversation, policy: SlaPolicy | None) -> datetime | None:
+    """The due time the inbox sorts on, or None (no policy, or resolved)."""
+    if policy is None or conversation.opened_at is None:
+        return None
+    priority = conversation.priority or 0  # None until the column default applies at insert
+    return next_due(cycle_of(conversation), policy, conversation.platform, priority)
+
+
+def backfill(session: Session, policy: SlaPolicy | None, batch: int = 2000) -> int:
+    """Fill ``sla_due_at`` of open conversations that have none (after an upgrade)."""
+    if policy is None:
+        return 0
+    done = 0
+    while True:
+        rows = session.scalars(
+            select(Conversation)
+            .where(Conversation.sla_due_at.is_(None), Conversation.status != Status.RESOLVED)
+            .limit(batch)
+        ).all()
+        for conversation in rows:
+            _refresh_cycle(conversation)
+            conversation.sla_due_at = due_of(conversation, policy)
+        session.flush()
+        done += len(rows)
+        if len(rows) < batch or all(c.sla_due_at is None for c in rows):
+            return done
