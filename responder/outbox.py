@@ -108,6 +108,28 @@ def _change_status(
     conversation.status = status
 
 
+class NotRetryable(ValueError):
+    """The reply is not in a state that may be sent again."""
+
+
+def retry_reply(reply: Reply, checked_platform: bool = False) -> None:
+    """Queue a ``failed`` reply again; an ``unknown`` one only once a person checked the platform.
+
+    A reply already queued, sending or sent is refused, so a double-clicked retry button
+    cannot queue a second copy.
+    """
+    if reply.state == ReplyState.UNKNOWN and not checked_platform:
+        raise NotRetryable("check on the platform that the reply was not posted, then retry")
+    if reply.state not in (ReplyState.FAILED, ReplyState.UNKNOWN):
+        raise NotRetryable(f"the reply is {reply.state}; only a failed reply can be retried")
+    reply.state, reply.next_attempt_at, reply.error, reply.attempts = (
+        ReplyState.QUEUED,
+        None,
+        None,
+        0,
+    )
+
+
 def recover_interrupted(runtime: Runtime) -> int:
     """Mark replies left in ``sending`` by a dead worker as ``unknown``; return how many."""
     with db.transaction(runtime.sessions) as session:

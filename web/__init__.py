@@ -7,16 +7,29 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
+from otklik import db, inbox_index
+from otklik.presence import PresenceBoard
 from otklik.runtime import Runtime
+from otklik.sla import policy_from_settings
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
 )
 csrf = CSRFProtect()
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """The session cookie is Secure when configured so, or whenever the request came over https."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        secure = bool(app.config["SESSION_COOKIE_SECURE"])
+        return secure or (bool(request) and request.is_secure)
 
 
 def create_app(runtime: Runtime, test_config: dict[str, Any] | None = None) -> Flask:
@@ -28,27 +41,47 @@ def create_app(runtime: Runtime, test_config: dict[str, Any] | None = None) -> F
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=runtime.settings.web.session_cookie_secure,
         WTF_CSRF_TIME_LIMIT=None,
+        LOGIN_MAX_FAILURES=5,
+        LOGIN_LOCK_SECONDS=300,
     )
     if test_config:
         app.config.update(test_config)
+    app.session_interface = _SessionInterface()
     app.extensions["otklik"] = runtime
+    app.extensions["otklik.sla_policy"] = policy_from_settings(runtime.settings.sla)
+    app.extensions["otklik.presence"] = PresenceBoard()
     csrf.init_app(app)
 
-    from web import auth, conversations, inbox, sources
+    from web import account, admin, api, auth, conversations, i18n, inbox, sources, throttle, views
 
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(inbox.bp)
-    app.register_blueprint(conversations.bp)
-    app.register_blueprint(sources.bp)
+    i18n.init_app(app)
+    throttle.init_app(app)
+    for blueprint in (
+        auth.bp,
+        inbox.bp,
+        conversations.bp,
+        sources.bp,
+        admin.bp,
+        account.bp,
+        api.bp,
+    ):
+        app.register_blueprint(blueprint)
     app.before_request(auth.require_login)
     app.after_request(_security_headers)
-    app.jinja_env.filters["ago"] = _ago
+    views.register_filters(app)
+    _backfill(runtime, app.extensions["otklik.sla_policy"])
     return app
 
 
 def runtime_of(app: Flask) -> Runtime:
     """The Runtime the app was built with."""
     return app.extensions["otklik"]
+
+
+def _backfill(runtime: Runtime, policy: Any) -> None:
+    """Fill SLA due times missing after an upgrade (a no-op once done)."""
+    with db.transaction(runtime.sessions) as session:
+        inbox_index.backfill(session, policy)
 
 
 def _secret_key(var_dir: Path) -> str:
@@ -71,20 +104,6 @@ def _security_headers(response):  # type: ignore[no-untyped-def]
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
+    if request.path.startswith("/api/"):
+        response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _ago(value) -> str:  # type: ignore[no-untyped-def]
-    """'5 min', '3 h', '2 d' since ``value`` (aware datetime)."""
-    from otklik.models import utcnow
-
-    if value is None:
-        return ""
-    seconds = max(0, int((utcnow() - value).total_seconds()))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 86400} d"

@@ -1,9 +1,14 @@
-"""Login, logout, and the rule that every page needs a login."""
+"""Login, logout, roles, and the rule that every page needs a login."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     g,
@@ -13,13 +18,42 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 
-from otklik import db
-from otklik.models import User
+from otklik import audit, db
+from otklik.models import Role, User, utcnow
 from otklik.users import authenticate
 
 bp = Blueprint("auth", __name__)
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
+
+# What each role may do beyond reading and answering conversations (which every role may).
+PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.AGENT: frozenset(),
+    Role.LEAD: frozenset({"assign_others", "manage_templates", "view_audit"}),
+    Role.ADMIN: frozenset({"assign_others", "manage_templates", "view_audit", "manage_users"}),
+}
+
+
+def can(permission: str, user: User | None = None) -> bool:
+    """Whether ``user`` (default: the logged-in user) has ``permission``."""
+    user = user if user is not None else g.get("user")
+    return user is not None and permission in PERMISSIONS.get(user.role, frozenset())
+
+
+def requires(permission: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Refuse the view with 403 unless the logged-in user has ``permission``."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if not can(permission):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorate
 
 
 def require_login():  # type: ignore[no-untyped-def]
@@ -44,24 +78,49 @@ def require_login():  # type: ignore[no-untyped-def]
 @bp.route("/login", methods=["GET", "POST"])
 def login():  # type: ignore[no-untyped-def]
     """Show the login form; on success start a fresh session."""
-    if request.method == "POST":
-        runtime = current_app.extensions["otklik"]
-        with db.transaction(runtime.sessions) as db_session:
-            user = authenticate(
-                db_session, request.form.get("username", ""), request.form.get("password", "")
-            )
-            user_id = user.id if user else None
-        if user_id is not None:
-            session.clear()
-            session["user_id"] = user_id
-            return redirect(_safe_next(request.args.get("next")))
-        flash("Wrong username or password.", "error")
-    return render_template("login.html")
+    if request.method != "POST":
+        return render_template("login.html")
+    username = request.form.get("username", "").strip()
+    throttle = current_app.extensions["otklik.throttle"]
+    keys, now = [f"user:{username.lower()}"], utcnow()
+    if throttle.locked_until(keys, now) is not None:
+        _audit_login(None, "login_throttled", username)
+        flash(_("Too many failed attempts. Wait a few minutes and try again."), "error")
+        return render_template("login.html"), 429
+    runtime = current_app.extensions["otklik"]
+    with db.transaction(runtime.sessions) as db_session:
+        user = authenticate(db_session, username, request.form.get("password", ""))
+        user_id = user.id if user else None
+        audit.record(
+            db_session,
+            user,
+            "login" if user else "login_failed",
+            username,
+            ip=request.remote_addr or "",
+            actor=username[:80],
+        )
+    if user_id is None:
+        throttle.failed(keys, now)
+        flash(_("Wrong username or password."), "error")
+        return render_template("login.html")
+    throttle.succeeded(keys)
+    session.clear()
+    session["user_id"] = user_id
+    return redirect(_safe_next(request.args.get("next")))
+
+
+def _audit_login(user: User | None, action: str, username: str) -> None:
+    runtime = current_app.extensions["otklik"]
+    with db.transaction(runtime.sessions) as db_session:
+        audit.record(
+            db_session, user, action, username, ip=request.remote_addr or "", actor=username[:80]
+        )
 
 
 @bp.post("/logout")
 def logout():  # type: ignore[no-untyped-def]
     """End the session."""
+    _audit_login(g.user, "logout", g.user.username)
     session.clear()
     return redirect(url_for("auth.login"))
 
@@ -71,3 +130,11 @@ def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return url_for("inbox.index")
+
+
+def db_user(db_session: Any) -> User:
+    """The logged-in user, attached to ``db_session``."""
+    user = db_session.get(User, g.user.id)
+    if user is None:
+        abort(403)
+    return user

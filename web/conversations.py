@@ -1,8 +1,9 @@
-"""A conversation: the thread, its scores and events, and the reply box."""
+"""A conversation: the thread, scores and corrections, history, notes, assignment, replies."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -15,50 +16,147 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
-from otklik import db
-from otklik.models import CaseEvent, Conversation, Mention, Reply, User, utcnow
-from responder import DuplicateReply, queue_reply
+from otklik import audit, casework, db, templates_store
+from otklik.inbox_query import SORTS, InboxFilter, encode_cursor, fetch_page
+from otklik.models import (
+    Author,
+    Brand,
+    CaseEvent,
+    Conversation,
+    ConversationTag,
+    Mention,
+    Note,
+    Reply,
+    User,
+    utcnow,
+)
+from responder import DuplicateReply, NotRetryable, queue_reply, retry_reply
+from web.auth import can, db_user
+from web.views import clock_from_events, reply_limit
 
 bp = Blueprint("conversations", __name__, url_prefix="/conversations")
 
 
+def _load(session: Session, conversation_id: int) -> Conversation:
+    conversation = session.get(
+        Conversation,
+        conversation_id,
+        options=[
+            selectinload(Conversation.mentions).selectinload(Mention.score),
+            selectinload(Conversation.mentions).selectinload(Mention.author),
+        ],
+    )
+    if conversation is None:
+        abort(404)
+    return conversation
+
+
 @bp.get("/<int:conversation_id>")
 def show(conversation_id: int):  # type: ignore[no-untyped-def]
-    """The whole thread in order, with scores, replies and the event log."""
+    """The whole thread in order, with scores, replies, notes, history and the event log."""
     runtime = current_app.extensions["otklik"]
     with runtime.sessions() as session:
-        conversation = session.get(
-            Conversation,
-            conversation_id,
-            options=[selectinload(Conversation.mentions).selectinload(Mention.score)],
-        )
-        if conversation is None:
-            abort(404)
-        replies = session.scalars(
-            select(Reply).where(Reply.conversation_id == conversation_id).order_by(Reply.id)
-        ).all()
-        events = session.scalars(
+        conversation = _load(session, conversation_id)
+        events = _all(
+            session,
             select(CaseEvent)
             .where(CaseEvent.conversation_id == conversation_id)
-            .order_by(CaseEvent.at, CaseEvent.id)
-        ).all()
+            .order_by(CaseEvent.at, CaseEvent.id),
+        )
         customer = [m for m in conversation.mentions if not m.is_ours]
+        reply_to = customer[-1] if customer else None
         return render_template(
             "conversation.html",
             conversation=conversation,
-            replies=replies,
+            replies=_all(
+                session,
+                select(Reply).where(Reply.conversation_id == conversation_id).order_by(Reply.id),
+            ),
             events=events,
-            reply_to=customer[-1] if customer else None,
+            notes=_all(
+                session,
+                select(Note)
+                .where(Note.conversation_id == conversation_id)
+                .options(selectinload(Note.user))
+                .order_by(Note.created_at, Note.id),
+            ),
+            tags=_all(
+                session,
+                select(ConversationTag.tag)
+                .where(ConversationTag.conversation_id == conversation_id)
+                .order_by(ConversationTag.tag),
+            ),
+            corrections=casework.effective_scores(session, customer),
+            history=_history(session, conversation),
+            reply_to=reply_to,
+            templates=_templates(session, conversation, reply_to),
+            users=_all(session, select(User).where(User.active.is_(True)).order_by(User.username)),
+            clock=clock_from_events(conversation, list(events), utcnow()),
+            limit=reply_limit(conversation.platform),
             idempotency_key=uuid.uuid4().hex,
+            can_assign_others=can("assign_others"),
+            correctable=casework.CORRECTABLE,
         )
+
+
+def _all(session: Session, query: Any) -> list[Any]:
+    return list(session.scalars(query))
+
+
+def _history(session: Session, conversation: Conversation) -> list[Conversation]:
+    """The customer's other conversations: same author, or the same handle on any platform."""
+    customer = [m.author for m in conversation.mentions if not m.is_ours]
+    if not customer:
+        return []
+    handles = {a.handle.lower().lstrip("@") for a in customer}
+    authors = select(Author.id).where(
+        Author.id.in_({a.id for a in customer})
+        | Author.handle.in_(handles | {"@" + h for h in handles})
+    )
+    ids = select(Mention.conversation_id).where(
+        Mention.author_id.in_(authors), Mention.conversation_id != conversation.id
+    )
+    return _all(
+        session,
+        select(Conversation)
+        .where(Conversation.id.in_(ids))
+        .order_by(Conversation.opened_at.desc())
+        .limit(20),
+    )
+
+
+def _templates(
+    session: Session, conversation: Conversation, reply_to: Mention | None
+) -> list[dict[str, str]]:
+    brand = session.get(Brand, conversation.brand_id) if conversation.brand_id else None
+    variables = {
+        "author": reply_to.author.handle if reply_to else "",
+        "brand": brand.name if brand else "",
+        "agent": g.user.username,
+        "platform": conversation.platform,
+    }
+    return [
+        {
+            "id": str(t.id),
+            "name": t.name,
+            "language": t.language,
+            "body": templates_store.render(t.body, variables),
+        }
+        for t in templates_store.for_language(session, conversation.language)
+    ]
+
+
+def _back(conversation_id: int):  # type: ignore[no-untyped-def]
+    return redirect(url_for("conversations.show", conversation_id=conversation_id))
 
 
 @bp.post("/<int:conversation_id>/reply")
 def reply(conversation_id: int):  # type: ignore[no-untyped-def]
-    """Queue a reply to the newest customer post; the outbox job sends it."""
+    """Queue a reply to the newest customer post; the outbox job sends it (once)."""
     runtime = current_app.extensions["otklik"]
     body = request.form.get("body", "")
     key = request.form.get("idempotency_key", "")
@@ -66,17 +164,175 @@ def reply(conversation_id: int):  # type: ignore[no-untyped-def]
         abort(400, "missing idempotency key")
     try:
         with db.transaction(runtime.sessions) as session:
-            conversation = session.get(Conversation, conversation_id)
-            if conversation is None:
-                abort(404)
-            to = session.get(Mention, int(request.form.get("in_reply_to", 0)))
+            conversation = _load(session, conversation_id)
+            to = session.get(Mention, int(request.form.get("in_reply_to", 0) or 0))
             if to is None or to.conversation_id != conversation_id:
                 abort(400, "the post to reply to is not in this conversation")
-            user = session.get(User, g.user.id)
-            queue_reply(session, conversation, to, body, user, key, utcnow())
-        flash("Reply queued; it is sent within seconds.", "ok")
+            limit = reply_limit(conversation.platform)
+            if limit is not None and len(body.strip()) > limit:
+                raise ValueError(_("The reply is longer than %(n)d characters.", n=limit))
+            user = db_user(session)
+            queued = queue_reply(session, conversation, to, body, user, key, utcnow())
+            audit.record(
+                session,
+                user,
+                "reply",
+                f"conversation:{conversation_id}",
+                {"reply_id": queued.id},
+                ip=request.remote_addr or "",
+            )
+        flash(_("Reply queued; it is sent within seconds."), "ok")
     except DuplicateReply:
-        flash("This reply was already queued; it is sent only once.", "ok")
+        flash(_("This reply was already queued; it is sent only once."), "ok")
     except ValueError as exc:
         flash(str(exc), "error")
-    return redirect(url_for("conversations.show", conversation_id=conversation_id))
+    return _back(conversation_id)
+
+
+@bp.post("/<int:conversation_id>/replies/<int:reply_id>/retry")
+def retry(conversation_id: int, reply_id: int):  # type: ignore[no-untyped-def]
+    """Send a failed reply again (an unknown one only after checking the platform)."""
+    runtime = current_app.extensions["otklik"]
+    try:
+        with db.transaction(runtime.sessions) as session:
+            reply_row = session.get(Reply, reply_id)
+            if reply_row is None or reply_row.conversation_id != conversation_id:
+                abort(404)
+            retry_reply(reply_row, checked_platform=request.form.get("checked") == "1")
+            user = db_user(session)
+            conversation = session.get(Conversation, conversation_id)
+            casework.log_event(
+                session, conversation, casework.REPLY_RETRIED, user, utcnow(), reply_id=reply_id
+            )
+            audit.record(
+                session,
+                user,
+                "reply_retry",
+                f"conversation:{conversation_id}",
+                {"reply_id": reply_id},
+                ip=request.remote_addr or "",
+            )
+        flash(_("Reply queued again."), "ok")
+    except NotRetryable as exc:
+        flash(str(exc), "error")
+    return _back(conversation_id)
+
+
+@bp.post("/<int:conversation_id>/status")
+def status(conversation_id: int):  # type: ignore[no-untyped-def]
+    """Move the conversation to open, pending or resolved."""
+    runtime = current_app.extensions["otklik"]
+    try:
+        with db.transaction(runtime.sessions) as session:
+            conversation = _load(session, conversation_id)
+            casework.change_status(
+                session, conversation, request.form.get("status", ""), db_user(session), utcnow()
+            )
+    except casework.CaseError as exc:
+        flash(str(exc), "error")
+    return _back(conversation_id)
+
+
+@bp.post("/<int:conversation_id>/assign")
+def assign(conversation_id: int):  # type: ignore[no-untyped-def]
+    """Assign to me, to someone else (leads and admins) or to nobody."""
+    runtime = current_app.extensions["otklik"]
+    target = request.form.get("assignee", "")
+    try:
+        with db.transaction(runtime.sessions) as session:
+            conversation = _load(session, conversation_id)
+            user = db_user(session)
+            assignee = (
+                user
+                if target == "me"
+                else (session.get(User, int(target)) if target.isdigit() else None)
+            )
+            if target.isdigit() and assignee is None:
+                abort(400, "no such user")
+            if not can("assign_others") and not _agent_may_assign(conversation, assignee, user):
+                abort(403)
+            casework.assign(session, conversation, assignee, user, utcnow())
+    except casework.CaseError as exc:
+        flash(str(exc), "error")
+    return _back(conversation_id)
+
+
+def _agent_may_assign(conversation: Conversation, assignee: User | None, user: User) -> bool:
+    """Agents take a conversation for themselves, or give back their own."""
+    if assignee is not None:
+        return assignee.id == user.id
+    return conversation.assignee_id == user.id
+
+
+@bp.post("/<int:conversation_id>/notes")
+def add_note(conversation_id: int):  # type: ignore[no-untyped-def]
+    """Add an internal note."""
+    return _case_action(
+        conversation_id,
+        lambda s, c, u, now: casework.add_note(s, c, request.form.get("body", ""), u, now),
+    )
+
+
+@bp.post("/<int:conversation_id>/tags")
+def add_tag(conversation_id: int):  # type: ignore[no-untyped-def]
+    """Tag the conversation."""
+    return _case_action(
+        conversation_id,
+        lambda s, c, u, now: casework.add_tag(s, c, request.form.get("tag", ""), u, now),
+    )
+
+
+@bp.post("/<int:conversation_id>/tags/remove")
+def remove_tag(conversation_id: int):  # type: ignore[no-untyped-def]
+    """Remove a tag."""
+    return _case_action(
+        conversation_id,
+        lambda s, c, u, now: casework.remove_tag(s, c, request.form.get("tag", ""), u, now),
+    )
+
+
+@bp.post("/<int:conversation_id>/mentions/<int:mention_id>/correct")
+def correct(conversation_id: int, mention_id: int):  # type: ignore[no-untyped-def]
+    """Correct a model score of one post (kept for re-training)."""
+
+    def apply(session: Session, conversation: Conversation, user: User, now: Any) -> None:
+        mention = session.get(Mention, mention_id)
+        if mention is None or mention.conversation_id != conversation.id or mention.is_ours:
+            abort(404)
+        casework.correct_score(
+            session,
+            mention,
+            request.form.get("field", ""),
+            request.form.get("value", ""),
+            user,
+            now,
+        )
+
+    return _case_action(conversation_id, apply, _("Correction saved; thank you."))
+
+
+def _case_action(conversation_id: int, action: Any, done: str | None = None):  # type: ignore[no-untyped-def]
+    runtime = current_app.extensions["otklik"]
+    try:
+        with db.transaction(runtime.sessions) as session:
+            action(session, _load(session, conversation_id), db_user(session), utcnow())
+        if done:
+            flash(done, "ok")
+    except casework.CaseError as exc:
+        flash(str(exc), "error")
+    return _back(conversation_id)
+
+
+@bp.get("/<int:conversation_id>/next")
+def next_conversation(conversation_id: int):  # type: ignore[no-untyped-def]
+    """The conversation after this one in the default inbox order (keyboard: n)."""
+    runtime = current_app.extensions["otklik"]
+    with runtime.sessions() as session:
+        conversation = _load(session, conversation_id)
+        keys = SORTS["priority"]
+        cursor = encode_cursor([getattr(conversation, column.key) for column, _d in keys])
+        page = fetch_page(session, InboxFilter(), g.user.id, utcnow(), cursor, size=1)
+    if not page.conversations:
+        flash(_("No more open conversations."), "ok")
+        return redirect(url_for("inbox.index"))
+    return redirect(url_for("conversations.show", conversation_id=page.conversations[0].id))

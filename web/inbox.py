@@ -1,23 +1,44 @@
-"""The inbox: open conversations, most urgent (or newest, or most negative) first."""
+"""The inbox: filters, built-in and saved views, SLA clocks, keyset pages, bulk actions."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, render_template, request
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from otklik.models import Conversation, Mention, Status
+from otklik import casework, db
+from otklik.inbox_query import (
+    BANDS,
+    SENTIMENTS,
+    SORTS,
+    STATUS_CHOICES,
+    VIEWS,
+    fetch_page,
+    parse_filter,
+    query_args,
+    tags_for,
+)
+from otklik.models import Brand, Conversation, Mention, SavedView, User, utcnow
+from otklik.sla import SlaClock
+from web.auth import can, db_user
+from web.views import clock_for_row
 
 bp = Blueprint("inbox", __name__)
-PAGE_SIZE = 50
-SORTS = {
-    "priority": (Conversation.priority.desc(), Conversation.last_customer_at.desc()),
-    "newest": (Conversation.last_customer_at.desc(),),
-    "negative": (Conversation.peak_negative.desc(), Conversation.last_customer_at.desc()),
-}
-OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
+BULK_ACTIONS = ("assign_me", "assign", "resolve", "tag")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,33 +48,146 @@ class InboxRow:
     conversation: Conversation
     latest: Mention | None
     customer_posts: int
+    clock: SlaClock | None
+    tags: list[str]
 
 
 @bp.get("/")
 def index():  # type: ignore[no-untyped-def]
-    """List open conversations."""
-    sort = request.args.get("sort", "priority")
-    if sort not in SORTS:
-        sort = "priority"
+    """One page of conversations for the filter in the query string."""
+    inbox_filter = parse_filter(request.args)
+    now = utcnow()
     runtime = current_app.extensions["otklik"]
     with runtime.sessions() as session:
-        rows = _rows(session, sort)
-        return render_template("inbox.html", rows=rows, sort=sort, sorts=list(SORTS))
+        try:
+            page = fetch_page(session, inbox_filter, g.user.id, now, request.args.get("after"))
+        except ValueError:
+            abort(400, "bad page cursor")
+        tags = tags_for(session, [c.id for c in page.conversations])
+        rows = [_row(c, tags[c.id], now) for c in page.conversations]
+        args = query_args(inbox_filter)
+        return render_template(
+            "inbox.html",
+            rows=rows,
+            f=inbox_filter,
+            args=args,
+            view=request.args.get("view", ""),
+            next_url=_page_url(args, page.next_cursor),
+            choices=_choices(session),
+            saved_views=_saved_views(session, g.user.id),
+        )
 
 
-def _rows(session: Session, sort: str) -> list[InboxRow]:
-    conversations = session.scalars(
-        select(Conversation)
-        .where(Conversation.status.in_(OPEN_STATUSES))
-        .order_by(*SORTS[sort], Conversation.id.desc())
-        .limit(PAGE_SIZE)
-        .options(
-            selectinload(Conversation.mentions).selectinload(Mention.score),
-            selectinload(Conversation.mentions).selectinload(Mention.author),
+def _row(conversation: Conversation, tags: list[str], now) -> InboxRow:  # type: ignore[no-untyped-def]
+    customer = [m for m in conversation.mentions if not m.is_ours]
+    latest = customer[-1] if customer else None
+    return InboxRow(conversation, latest, len(customer), clock_for_row(conversation, now), tags)
+
+
+def _page_url(args: dict[str, str], cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    return url_for("inbox.index") + "?" + urlencode({**args, "after": cursor})
+
+
+def _choices(session: Session) -> dict[str, object]:
+    return {
+        "statuses": STATUS_CHOICES,
+        "sentiments": SENTIMENTS,
+        "bands": list(BANDS),
+        "sorts": list(SORTS),
+        "views": list(VIEWS),
+        "platforms": sorted(
+            {s.platform for s in current_app.extensions["otklik"].settings.sources}
+        ),
+        "brands": session.execute(select(Brand.id, Brand.name).order_by(Brand.name)).all(),
+        "users": session.execute(
+            select(User.id, User.username).where(User.active.is_(True)).order_by(User.username)
+        ).all(),
+    }
+
+
+def _saved_views(session: Session, user_id: int) -> list[SavedView]:
+    return list(
+        session.scalars(
+            select(SavedView).where(SavedView.user_id == user_id).order_by(SavedView.name)
         )
     )
-    rows = []
-    for conversation in conversations:
-        customer = [m for m in conversation.mentions if not m.is_ours]
-        rows.append(InboxRow(conversation, customer[-1] if customer else None, len(customer)))
-    return rows
+
+
+@bp.post("/views")
+def save_view():  # type: ignore[no-untyped-def]
+    """Save the current filter under a name (per user)."""
+    name = request.form.get("name", "").strip()[:80]
+    inbox_filter = parse_filter(request.form)
+    if not name:
+        flash(_("Give the view a name."), "error")
+        return redirect(url_for("inbox.index", **query_args(inbox_filter)))
+    runtime = current_app.extensions["otklik"]
+    with db.transaction(runtime.sessions) as session:
+        view = session.scalar(
+            select(SavedView).where(SavedView.user_id == g.user.id, SavedView.name == name)
+        ) or SavedView(user_id=g.user.id, name=name)
+        view.query = urlencode(query_args(inbox_filter))
+        session.add(view)
+    flash(_("View saved."), "ok")
+    return redirect(url_for("inbox.index", **query_args(inbox_filter)))
+
+
+@bp.post("/views/<int:view_id>/delete")
+def delete_view(view_id: int):  # type: ignore[no-untyped-def]
+    """Delete one of your saved views."""
+    runtime = current_app.extensions["otklik"]
+    with db.transaction(runtime.sessions) as session:
+        view = session.get(SavedView, view_id)
+        if view is None or view.user_id != g.user.id:
+            abort(404)
+        session.delete(view)
+    return redirect(url_for("inbox.index"))
+
+
+@bp.post("/bulk")
+def bulk():  # type: ignore[no-untyped-def]
+    """Assign, resolve or tag the selected conversations."""
+    action = request.form.get("action", "")
+    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()][:500]
+    if action not in BULK_ACTIONS or not ids:
+        flash(_("Select conversations and an action."), "error")
+        return redirect(_back())
+    if action == "assign" and not can("assign_others"):
+        abort(403)
+    runtime = current_app.extensions["otklik"]
+    try:
+        with db.transaction(runtime.sessions) as session:
+            changed = _apply_bulk(session, action, ids)
+    except casework.CaseError as exc:
+        flash(str(exc), "error")
+        return redirect(_back())
+    flash(_("%(n)d conversation(s) updated.", n=changed), "ok")
+    return redirect(_back())
+
+
+def _apply_bulk(session: Session, action: str, ids: list[int]) -> int:
+    user, now = db_user(session), utcnow()
+    assignee = user
+    if action == "assign":
+        target = request.form.get("assignee", "")
+        assignee = session.get(User, int(target)) if target.isdigit() else None
+    tag = casework.normalise_tag(request.form.get("tag", "")) if action == "tag" else ""
+    changed = 0
+    for conversation in session.scalars(select(Conversation).where(Conversation.id.in_(ids))):
+        if action in ("assign_me", "assign"):
+            changed += casework.assign(session, conversation, assignee, user, now)
+        elif action == "resolve":
+            changed += casework.change_status(session, conversation, "resolved", user, now)
+        else:
+            changed += casework.add_tag(session, conversation, tag, user, now)
+    return changed
+
+
+def _back() -> str:
+    """The inbox URL the form was posted from (same-site only)."""
+    target = request.form.get("back", "")
+    return (
+        target if target.startswith("/") and not target.startswith("//") else url_for("inbox.index")
+    )

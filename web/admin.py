@@ -1,0 +1,144 @@
+"""Administration: reply templates (leads, admins), users (admins), the audit log."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from otklik import audit, db, templates_store
+from otklik.models import Role, User, utcnow
+from otklik.users import UserError, create_user
+from web.auth import db_user, requires
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.get("/templates")
+@requires("manage_templates")
+def templates():  # type: ignore[no-untyped-def]
+    """List and edit reply templates."""
+    runtime = current_app.extensions["otklik"]
+    with runtime.sessions() as session:
+        return render_template(
+            "templates.html",
+            templates=templates_store.all_templates(session),
+            variables=templates_store.VARIABLES,
+            languages=templates_store.LANGUAGES,
+        )
+
+
+@bp.post("/templates")
+@requires("manage_templates")
+def save_template():  # type: ignore[no-untyped-def]
+    """Create or update a template."""
+    runtime = current_app.extensions["otklik"]
+    template_id = request.form.get("id", "")
+    try:
+        with db.transaction(runtime.sessions) as session:
+            user = db_user(session)
+            saved = templates_store.save_template(
+                session,
+                request.form.get("name", ""),
+                request.form.get("language", ""),
+                request.form.get("body", ""),
+                user,
+                utcnow(),
+                int(template_id) if template_id.isdigit() else None,
+            )
+            audit.record(
+                session,
+                user,
+                "template_saved",
+                f"template:{saved.id}",
+                {"name": saved.name, "language": saved.language},
+            )
+        flash(_("Template saved."), "ok")
+    except templates_store.TemplateError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("admin.templates"))
+
+
+@bp.post("/templates/<int:template_id>/delete")
+@requires("manage_templates")
+def delete_template(template_id: int):  # type: ignore[no-untyped-def]
+    """Delete a template."""
+    runtime = current_app.extensions["otklik"]
+    with db.transaction(runtime.sessions) as session:
+        deleted = templates_store.delete_template(session, template_id)
+        if deleted is None:
+            abort(404)
+        audit.record(
+            session,
+            db_user(session),
+            "template_deleted",
+            f"template:{template_id}",
+            {"name": deleted.name, "language": deleted.language},
+        )
+    flash(_("Template deleted."), "ok")
+    return redirect(url_for("admin.templates"))
+
+
+@bp.get("/users")
+@requires("manage_users")
+def users():  # type: ignore[no-untyped-def]
+    """List users and their roles."""
+    runtime = current_app.extensions["otklik"]
+    with runtime.sessions() as session:
+        rows = list(session.scalars(select(User).order_by(User.username)))
+    return render_template("users.html", users=rows, roles=[r.value for r in Role])
+
+
+@bp.post("/users")
+@requires("manage_users")
+def add_user():  # type: ignore[no-untyped-def]
+    """Add a user."""
+    runtime = current_app.extensions["otklik"]
+    try:
+        with db.transaction(runtime.sessions) as session:
+            role = request.form.get("role", "")
+            created = create_user(
+                session,
+                request.form.get("username", ""),
+                request.form.get("password", ""),
+                role=role,
+            )
+            audit.record(
+                session, db_user(session), "user_added", f"user:{created.username}", {"role": role}
+            )
+        flash(_("User added."), "ok")
+    except UserError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>")
+@requires("manage_users")
+def update_user(user_id: int):  # type: ignore[no-untyped-def]
+    """Change a user's role or deactivate / reactivate them."""
+    runtime = current_app.extensions["otklik"]
+    with db.transaction(runtime.sessions) as session:
+        user, actor = session.get(User, user_id), db_user(session)
+        if user is None:
+            abort(404)
+        role, active = request.form.get("role", user.role), request.form.get("active") == "1"
+        if role not in {r.value for r in Role}:
+            abort(400, "unknown role")
+        if user.id == actor.id and (role != Role.ADMIN or not active):
+            flash(_("You cannot demote or deactivate yourself."), "error")
+            return redirect(url_for("admin.users"))
+        change = {"role": [user.role, role], "active": [user.active, active]}
+        user.role, user.active = role, active
+        audit.record(session, actor, "user_changed", f"user:{user.username}", change)
+    flash(_("User updated."), "ok")
+    return redirect(url_for("admin.users"))
+
+
+@bp.get("/audit")
+@requires("view_audit")
+def audit_log():  # type: ignore[no-untyped-def]
+    """The newest audit entries."""
+    runtime = current_app.extensions["otklik"]
+    with runtime.sessions() as session:
+        entries = audit.recent(session, 300, request.args.get("action") or None)
+    return render_template("audit.html", entries=entries)

@@ -1,0 +1,37 @@
+"""JSON for the console scripts: presence heartbeats (who is viewing or typing), reply states."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, g, request
+from sqlalchemy import select
+
+from otklik.models import Conversation, Reply, utcnow
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.post("/conversations/<int:conversation_id>/presence")
+def presence(conversation_id: int):  # type: ignore[no-untyped-def]
+    """Record a heartbeat; answer who else is here and the states of the replies."""
+    payload = request.get_json(silent=True) or {}
+    typing = bool(payload.get("typing"))
+    board = current_app.extensions["otklik.presence"]
+    now = utcnow()
+    runtime = current_app.extensions["otklik"]
+    with runtime.sessions() as session:
+        if session.get(Conversation, conversation_id) is None:
+            abort(404)
+        replies = session.execute(
+            select(Reply.id, Reply.state, Reply.error)
+            .where(Reply.conversation_id == conversation_id)
+            .order_by(Reply.id)
+        ).all()
+    if payload.get("leaving"):
+        board.leave(conversation_id, g.user.id)
+    else:
+        board.beat(conversation_id, g.user.id, g.user.username, typing, now)
+    others = board.others(conversation_id, g.user.id, now)
+    return {
+        "others": [{"username": p.username, "typing": p.typing} for p in others],
+        "replies": [{"id": r.id, "state": r.state, "error": r.error} for r in replies],
+    }
