@@ -14,10 +14,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from otklik import db
-from otklik.domain import AuthError, ConnectorError, MalformedResponse, RateLimited
+from otklik.domain import (
+    AuthError,
+    ConnectorError,
+    MalformedResponse,
+    RateLimited,
+    RawMention,
+    TransientError,
+)
 from otklik.faults import crash_point
 from otklik.ingest import StoreResult, store_page
 from otklik.models import Brand, Source, utcnow
@@ -58,10 +66,10 @@ def run_source(
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, none kills the scheduler
         return _record_failure(runtime, name, exc, now)
     kept, dropped = split_noise(noise_rules(runtime, name), page.mentions)
-    with db.transaction(runtime.sessions) as session:
-        source = _source(session, name)
-        brand = session.get(Brand, source.brand_id) if source.brand_id else None
-        stored = store_page(session, source, brand, kept, now)
+    try:
+        stored = _store(runtime, name, kept, now)
+    except (IntegrityError, OperationalError) as exc:  # still colliding: try again later
+        return _record_failure(runtime, name, TransientError(f"storing the page: {exc}"), now)
     crash_point("after-page-commit")
     newest = max((m.created_at for m in page.mentions), default=None)
     with db.transaction(runtime.sessions) as session:
@@ -93,6 +101,26 @@ def noise_rules(runtime: Runtime, name: str) -> NoiseRules:
         languages=tuple(conf.languages),
         brand_handles=tuple(runtime.connector_settings(conf)["brand_handles"]),
     )
+
+
+def _store(runtime: Runtime, name: str, mentions: list[RawMention], now: datetime) -> StoreResult:
+    """Store a page in one transaction, retried once if another source stored the same post.
+
+    Two sources on one platform (overlapping queries) can store the same post at the same
+    moment; the loser's transaction rolls back on the unique key (PostgreSQL) or on a stale
+    snapshot (SQLite: "database is locked") and the retry dedups.
+    """
+    for attempt in (1, 2):
+        try:
+            with db.transaction(runtime.sessions) as session:
+                source = _source(session, name)
+                brand = session.get(Brand, source.brand_id) if source.brand_id else None
+                return store_page(session, source, brand, mentions, now)
+        except (IntegrityError, OperationalError):
+            if attempt == 2:
+                raise
+            log.info("source %s: a concurrent store won a race; storing the page again", name)
+    raise AssertionError("unreachable")
 
 
 def _source(session: Session, name: str) -> Source:

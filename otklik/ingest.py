@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from otklik.domain import RawMention
+from otklik.merge import merge_conversations
 from otklik.models import (
     Author,
     Brand,
@@ -129,8 +130,13 @@ def _insert(
     )
     session.add(mention)
     session.flush()
-    conversation = (
-        parent.conversation if parent is not None else _orphans_conversation(session, raw)
+    conversation = merge_conversations(
+        session,
+        [
+            parent.conversation if parent is not None else None,
+            *_orphans_conversations(session, raw),
+        ],
+        now,
     )
     if mention.is_ours:
         if conversation is not None:
@@ -150,16 +156,16 @@ def _find_parent(session: Session, raw: RawMention) -> Mention | None:
     )
 
 
-def _orphans_conversation(session: Session, raw: RawMention) -> Conversation | None:
-    """A reply stored before its parent: the parent joins the reply's conversation."""
-    child = session.scalar(
+def _orphans_conversations(session: Session, raw: RawMention) -> list[Conversation]:
+    """Replies stored before ``raw`` (their parent): ``raw`` joins their conversations."""
+    children = session.scalars(
         select(Mention).where(
             Mention.platform == raw.platform,
             Mention.parent_external_id == raw.external_id,
             Mention.conversation_id.is_not(None),
         )
     )
-    return child.conversation if child is not None else None
+    return [child.conversation for child in children if child.conversation is not None]
 
 
 def _attach_customer_post(
@@ -183,6 +189,7 @@ def _attach_customer_post(
         _event(session, conversation, EventKind.OPENED, mention.created_at, mention)
         return
     mention.conversation = conversation
+    conversation.opened_at = min(conversation.opened_at, mention.created_at)
     conversation.last_customer_at = max(conversation.last_customer_at, mention.created_at)
     _event(session, conversation, EventKind.CUSTOMER_POSTED, mention.created_at, mention)
     if conversation.status == Status.RESOLVED:

@@ -78,6 +78,7 @@ class EventKind(enum.StrEnum):
     ESCALATED = "escalated"
     REOPENED = "reopened"
     CUSTOMER_POSTED = "customer_posted"
+    MERGED = "merged"  # two conversations turned out to be one thread
 
 
 class ReplyState(enum.StrEnum):

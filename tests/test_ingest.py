@@ -117,3 +117,35 @@ def test_a_failing_page_stores_nothing(runtime) -> None:
     with pytest.raises((TypeError, ValueError)):
         store(runtime, [raw("1"), bad])
     assert count(runtime, Mention) == 0
+
+
+def test_merging_moves_everything_that_points_at_the_merged_conversation(runtime) -> None:
+    from otklik.models import ConversationTag, Note
+
+    store(runtime, [raw("3", "tail", parent="2", minutes=10)])  # opens conversation X
+    store(runtime, [raw("1", "head")])  # opens conversation Y (older)
+    with db.transaction(runtime.sessions) as session:
+        x, y = (
+            session.scalar(select(Mention.conversation_id).where(Mention.external_id == i))
+            for i in ("3", "1")
+        )
+        session.add_all(
+            [
+                ConversationTag(conversation_id=x, tag="vip"),
+                ConversationTag(conversation_id=y, tag="vip"),
+                ConversationTag(conversation_id=x, tag="refund"),
+                Note(conversation_id=x, body="called the courier"),
+            ]
+        )
+        session.get(Conversation, y).status = Status.RESOLVED
+    store(runtime, [raw("2", "middle", parent="1", minutes=5)])  # links the two halves
+    with runtime.sessions() as session:
+        (survivor,) = session.scalars(select(Conversation)).all()
+        assert survivor.id == y and survivor.status == Status.NEW  # X was still open
+        assert [m.external_id for m in survivor.mentions] == ["1", "2", "3"]
+        tags = session.scalars(select(ConversationTag.tag).order_by(ConversationTag.tag)).all()
+        assert tags == ["refund", "vip"]
+        assert session.scalar(select(Note.conversation_id)) == y
+        assert session.scalar(select(CaseEvent.data).where(CaseEvent.kind == "merged")) == {
+            "merged": x
+        }

@@ -441,11 +441,7 @@ def test_replies_joined_their_parents_conversation(soak: SoakResult, platform: s
         for r in replies
         if r.conversation_id != by_external[r.parent_external_id].conversation_id
     ]
-    if split:  # the reply was stored before a parent that itself has a stored parent
-        pytest.xfail(
-            f"{platform}: {len(split)} replies left outside their parent's conversation "
-            f"(parent, reply): {split[:5]}; known ingest bug, see test_soak_findings.py"
-        )
+    assert not split, f"{platform}: replies outside their parent's conversation: {split[:5]}"
 
 
 @pytest.mark.soak

@@ -30,7 +30,7 @@ import collectors
 from otklik import db
 from otklik.domain import RawMention
 from otklik.ingest import store_page
-from otklik.models import Mention
+from otklik.models import CaseEvent, Conversation, Mention
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -48,12 +48,6 @@ def _tweet(n: int, parent: int | None) -> RawMention:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="otklik.ingest._insert: a post with a stored parent and an already stored reply "
-    "joins its parent's conversation and leaves the reply's conversation apart (no merge)",
-)
 def test_a_thread_stored_tail_first_ends_in_one_conversation(runtime) -> None:
     a, b, c = _tweet(1, None), _tweet(2, 1), _tweet(3, 2)
     with db.transaction(runtime.sessions) as session:
@@ -63,7 +57,11 @@ def test_a_thread_stored_tail_first_ends_in_one_conversation(runtime) -> None:
     with runtime.sessions() as session:
         query = select(Mention.external_id, Mention.conversation_id)
         conversations = {external_id: conv for external_id, conv in session.execute(query)}
+        events = session.scalars(select(CaseEvent.kind).order_by(CaseEvent.id)).all()
+        survivors = session.scalars(select(Conversation.id)).all()
     assert conversations["3"] == conversations["2"] == conversations["1"]
+    assert survivors == [conversations["1"]]
+    assert events.count("merged") == 1 and events.count("opened") == 2
 
 
 @pytest.fixture
