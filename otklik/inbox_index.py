@@ -1,9 +1,10 @@
 """Keeps the conversation columns the inbox filters and sorts on in step with every write.
 
 The inbox must stay fast with a million mentions, so it filters and sorts on columns of
-``conversations`` instead of joining mentions and scores: ``sla_due_at`` (the next SLA due
-time), ``cycle_started_at`` / ``cycle_responded_at`` (the current SLA cycle, see
-``otklik.sla``), ``sentiment`` / ``language`` of the newest scored post and ``has_complaint`` /
+``conversations`` instead of joining mentions and scores: ``sla_due_at`` / ``sla_risk_at``
+(the next SLA due time and when it turns at risk), ``cycle_started_at`` /
+``cycle_responded_at`` (the current SLA cycle, see ``otklik.sla``), ``sentiment`` /
+``language`` of the newest scored post and ``has_complaint`` /
 ``has_question``. They are derived values: a ``before_flush`` hook on the runtime's session
 factory refreshes them whenever ingestion, scoring, the outbox or the console writes, so none
 of those needs to know about them. The event log stays the source of truth
@@ -18,7 +19,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, attributes, sessionmaker
 
 from otklik.models import CaseEvent, Conversation, EventKind, Mention, Score, Status
-from otklik.sla import Cycle, SlaPolicy, next_due
+from otklik.sla import Cycle, SlaPolicy, due_and_risk
 
 _INSTALLED_KEY = "otklik_inbox_index"
 
@@ -51,7 +52,7 @@ def refresh_pending(session: Session, policy: SlaPolicy | None) -> None:
     touched.update(o for o in session.dirty if isinstance(o, Conversation))
     for conversation in touched:
         _refresh_cycle(conversation)
-        conversation.sla_due_at = due_of(conversation, policy)
+        _set_due(conversation, policy)
 
 
 def _apply_score(session: Session, score: Score) -> Conversation | None:
@@ -95,29 +96,36 @@ def cycle_of(conversation: Conversation) -> Cycle:
     )
 
 
-def due_of(conversation: Conversation, policy: SlaPolicy | None) -> datetime | None:
-    """The due time the inbox sorts on, or None (no policy, or resolved)."""
+def due_of(
+    conversation: Conversation, policy: SlaPolicy | None
+) -> tuple[datetime | None, datetime | None]:
+    """(due, at risk from) that the inbox sorts and filters on; Nones without a clock."""
     if policy is None or conversation.opened_at is None:
-        return None
+        return None, None
     priority = conversation.priority or 0  # None until the column default applies at insert
-    return next_due(cycle_of(conversation), policy, conversation.platform, priority)
+    found = due_and_risk(cycle_of(conversation), policy, conversation.platform, priority)
+    return found if found is not None else (None, None)
+
+
+def _set_due(conversation: Conversation, policy: SlaPolicy | None) -> None:
+    conversation.sla_due_at, conversation.sla_risk_at = due_of(conversation, policy)
 
 
 def backfill(session: Session, policy: SlaPolicy | None, batch: int = 2000) -> int:
-    """Fill ``sla_due_at`` of open conversations that have none (after an upgrade)."""
+    """Fill the SLA times of open conversations that have none (after an upgrade)."""
     if policy is None:
         return 0
     done = 0
     while True:
         rows = session.scalars(
             select(Conversation)
-            .where(Conversation.sla_due_at.is_(None), Conversation.status != Status.RESOLVED)
+            .where(Conversation.sla_risk_at.is_(None), Conversation.status != Status.RESOLVED)
             .limit(batch)
         ).all()
         for conversation in rows:
             _refresh_cycle(conversation)
-            conversation.sla_due_at = due_of(conversation, policy)
+            _set_due(conversation, policy)
         session.flush()
         done += len(rows)
-        if len(rows) < batch or all(c.sla_due_at is None for c in rows):
+        if len(rows) < batch or all(c.sla_risk_at is None for c in rows):
             return done

@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session, selectinload
 from otklik.models import Conversation, ConversationTag, Mention, Status
 
 PAGE_SIZE = 50
-BREACHING_SOON = timedelta(minutes=60)
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
 STATUS_CHOICES = ("open", "new", "pending", "resolved", "all")  # "open": anything not resolved
 SENTIMENTS = ("negative", "neutral", "positive")
@@ -55,7 +54,7 @@ class InboxFilter:
     date_from: date | None = None  # opened on or after (UTC day)
     date_to: date | None = None  # opened on or before (UTC day)
     tag: str | None = None
-    breaching: bool = False  # the SLA due time is within BREACHING_SOON (or past)
+    breaching: bool = False  # the SLA clock is at risk or breached
     sort: str = "priority"
 
 
@@ -161,7 +160,7 @@ def conditions(f: InboxFilter, user_id: int, now: datetime) -> list[ColumnElemen
         tagged = select(ConversationTag.conversation_id).where(ConversationTag.tag == f.tag)
         where.append(c.id.in_(tagged))
     if f.breaching:
-        where.append(c.sla_due_at <= now + BREACHING_SOON)
+        where.append(c.sla_risk_at <= now)
     if f.sort == "sla":
         where.append(c.sla_due_at.is_not(None))
     return where
@@ -243,7 +242,7 @@ def decode_cursor(cursor: str, keys: tuple[tuple[Any, bool], ...]) -> list[Any]:
         raise ValueError("bad cursor: wrong shape")
     typed = []
     for (column, _desc), value in zip(keys, values, strict=True):
-        python_type = column.type.python_type
+        python_type = getattr(column.type, "impl", column.type).python_type
         if value is None:
             typed.append(None)
         elif python_type is datetime and isinstance(value, str):

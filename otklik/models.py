@@ -167,6 +167,7 @@ class Conversation(Base):
     # Console columns (revision 0002): derived values the inbox filters and sorts on, kept in
     # step by otklik.inbox_index on every flush; the event log stays the source of truth.
     sla_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    sla_risk_at: Mapped[datetime | None] = mapped_column(index=True)  # "at risk" from (0003)
     cycle_started_at: Mapped[datetime | None]  # opened, or reopened after a resolution
     cycle_responded_at: Mapped[datetime | None]  # first reply sent on the platform this cycle
     sentiment: Mapped[str | None] = mapped_column(String(16))  # of the newest scored post

@@ -269,11 +269,27 @@ def _target(
 
 def next_due(cycle: Cycle, policy: SlaPolicy, platform: str, priority: int) -> datetime | None:
     """The due time the inbox sorts on: first response while unanswered, then resolution."""
+    found = due_and_risk(cycle, policy, platform, priority)
+    return None if found is None else found[0]
+
+
+def due_and_risk(
+    cycle: Cycle, policy: SlaPolicy, platform: str, priority: int
+) -> tuple[datetime, datetime] | None:
+    """(due, at-risk-from) of the running target; None once resolved.
+
+    The at-risk moment is when ``at_risk_percent`` of the target is left, in business time,
+    the same rule as :func:`sla_clock`, so the "breaching soon" view matches the colours.
+    """
     if cycle.resolved_at is not None:
         return None
     first_minutes, resolution_minutes = policy.targets(platform, priority)
     minutes = first_minutes if cycle.first_response_at is None else resolution_minutes
-    return add_business_time(cycle.started_at, minutes, policy.hours)
+    due = add_business_time(cycle.started_at, minutes, policy.hours)
+    risk = add_business_time(
+        cycle.started_at, minutes * (100 - policy.at_risk_percent) / 100, policy.hours
+    )
+    return due, risk
 
 
 def policy_from_settings(sla: object) -> SlaPolicy | None:

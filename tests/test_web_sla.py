@@ -15,6 +15,7 @@ from otklik.sla import (
     add_business_time,
     business_minutes,
     cycle_from_events,
+    due_and_risk,
     next_due,
     priority_band,
     sla_clock,
@@ -24,9 +25,9 @@ MSK = "Europe/Moscow"  # UTC+3 all year
 HOURS = BusinessHours.parse("Mon-Fri 09:00-18:00", MSK)
 
 
-def msk(day: int, hour: int, minute: int = 0) -> datetime:
+def msk(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
     """A time in November 2026 given in Moscow time (23 Nov 2026 is a Monday)."""
-    return datetime(2026, 11, day, hour - 3, minute, tzinfo=UTC)
+    return datetime(2026, 11, day, hour - 3, minute, second, tzinfo=UTC)
 
 
 def policy(hours: BusinessHours | None = HOURS, **overrides) -> SlaPolicy:
@@ -181,3 +182,12 @@ def test_next_due_follows_the_running_target() -> None:
     # resolution, 2880 min: Mon 480 + Tue..Fri 4 x 540 + 240 on the next Monday
     assert next_due(Cycle(msk(23, 10), msk(23, 10, 1)), p, "vk", 10) == msk(30, 13)
     assert next_due(Cycle(msk(23, 10), msk(23, 11), msk(23, 12)), p, "vk", 10) is None
+
+
+def test_the_at_risk_moment_matches_the_clock() -> None:
+    p, cycle = policy(), Cycle(started_at=msk(27, 17, 50))  # high band, 30 min
+    due, risk = due_and_risk(cycle, p, "vk", 90)
+    assert (due, risk) == (msk(30, 9, 20), msk(30, 9, 12, 30))  # 25% = 7.5 min before due
+    assert sla_clock(cycle, p, "vk", 90, risk - timedelta(seconds=1)).state == ClockState.OK
+    assert sla_clock(cycle, p, "vk", 90, risk).state == ClockState.AT_RISK
+    assert due_and_risk(Cycle(msk(23, 10), msk(23, 11), msk(23, 12)), p, "vk", 90) is None
