@@ -2,9 +2,11 @@
 
 Collects, for the query, the newest submissions in the configured subreddits
 (``GET /r/{a+b}/search?sort=new``) and the comments on matching submissions: each fetch
-reads ``/comments/{id}?sort=new`` for the submissions found in this page plus the most
-recent earlier matches (setting ``watch_submissions``, default 10), so comments arriving
-later on a matching thread are collected too.
+reads ``/comments/{id}?sort=new`` for every submission found in this page plus the watch
+list, the most recent earlier matches (setting ``watch_submissions``, default 10), so
+comments arriving later on a matching thread are collected too. Only the watch list is
+capped, not the threads read: a first run or a page bringing many new submissions reads
+all their threads (one request each).
 
 Replies: ``reply()`` on the submission or comment (``POST /api/comment``); the new
 comment's fullname is returned.
@@ -17,14 +19,18 @@ Secrets: ``OTKLIK_REDDIT_CLIENT_ID``, ``OTKLIK_REDDIT_CLIENT_SECRET``,
 external_id and parent_external_id are Reddit fullnames (``t3_`` submission, ``t1_``
 comment; a comment's parent is its ``parent_id``).
 
-Cursor: JSON ``{"t3": newest submission fullname delivered, "t1": highest comment
-fullname delivered, "watch": [submission ids]}``. Submissions are paged with
-``before=<t3>``, which returns the items just newer than it, so a backlog drains
-oldest-first and nothing is skipped; comment ids are base-36 counters, so "newer" is
-"larger id". Limits: if the ``t3`` anchor is deleted, Reddit answers ``before=`` with
-an empty listing (reset the cursor to recover); a thread gaining more than 100 comments
-between two fetches loses the oldest of them; replies hidden behind "load more" are not
-expanded (that would need extra requests).
+Cursor: JSON ``{"t3": newest submission fullname delivered, "t1": {submission id:
+highest comment fullname delivered on that thread}, "watch": [submission ids]}``.
+Submissions are paged with ``before=<t3>``, which returns the items just newer than it, so
+a backlog drains oldest-first and nothing is skipped; comment ids are base-36 counters, so
+"newer" is "larger id". The comment mark is kept per thread because the threads are read
+one after the other: a comment posted on a thread already read in this fetch can have a
+lower id than one read later on another thread. A thread without a mark has had no comment
+delivered, so all its comments are new. The older cursor forms (``"t3_..."``, and ``t1``
+as one fullname for every watched thread) are still read. Limits: if the ``t3`` anchor is
+deleted, Reddit answers ``before=`` with an empty listing (reset the cursor to recover); a
+thread gaining more than 100 comments between two fetches loses the oldest of them;
+replies hidden behind "load more" are not expanded (that would need extra requests).
 
 praw/prawcore quirks, disabled here (we never sleep, see ``_no_sleeping``): prawcore
 retries 5xx/timeouts twice with a 2-4 s sleep, sleeps to spread requests over the
@@ -176,16 +182,15 @@ class RedditConnector:
         """Return new matching submissions and new comments on watched threads."""
         state = _parse_cursor(cursor)
         since = datetime.now(UTC) - timedelta(hours=self.backfill_hours)
-        submissions = _guarded(lambda: self._search(query, state.get("t3")))
-        if not state.get("t3"):
+        submissions = _guarded(lambda: self._search(query, state["t3"]))
+        if not state["t3"]:
             submissions = [s for s in submissions if s.created_at >= since]
         new_ids = [s.external_id[3:] for s in reversed(submissions)]  # newest first
-        watch = list(dict.fromkeys(new_ids + state.get("watch", [])))[: self.watch_submissions]
-        comments, gone = _guarded(lambda: self._comments(watch, state.get("t1"), since))
-        watch = [w for w in watch if w not in gone]
-        t3 = submissions[-1].external_id if submissions else state.get("t3")
-        t1 = comments[-1].external_id if comments else state.get("t1")
-        next_state = {"t3": t3, "t1": t1, "watch": watch}
+        threads = list(dict.fromkeys(new_ids + state["watch"]))  # all read, none cut
+        comments, marks, gone = _guarded(lambda: self._comments(threads, state["t1"]))
+        watch = [t for t in threads if t not in gone][: self.watch_submissions]
+        t3 = submissions[-1].external_id if submissions else state["t3"]
+        next_state = {"t3": t3, "t1": {t: marks[t] for t in watch if t in marks}, "watch": watch}
         mentions = sorted(submissions + comments, key=lambda m: m.created_at)
         return Page(mentions, json.dumps(next_state, sort_keys=True))
 
@@ -225,12 +230,18 @@ class RedditConnector:
         return "year" if self.backfill_hours <= 8760 else "all"
 
     def _comments(
-        self, watch: list[str], after: str | None, since: datetime
-    ) -> tuple[list[RawMention], set[str]]:
-        """New comments on the watched threads, and the threads that are gone (404/403)."""
+        self, threads: list[str], marks: Mapping[str, str]
+    ) -> tuple[list[RawMention], dict[str, str], set[str]]:
+        """Read each thread's comments above its mark (all of them when it has none).
+
+        Returns the new comments (by id), the threads' marks moved past them, and the
+        threads that are gone (404/403).
+        """
         found: dict[str, RawMention] = {}
+        next_marks = dict(marks)
         gone: set[str] = set()
-        for submission_id in watch:
+        for submission_id in threads:
+            after = _base36(marks.get(submission_id))
             submission = self.reddit.submission(id=submission_id)
             submission.comment_sort = "new"
             submission.comment_limit = 100
@@ -244,14 +255,11 @@ class RedditConnector:
                 if not isinstance(comment, Comment):
                     continue
                 mention = comment_mention(comment)
-                is_new = (
-                    _base36(mention.external_id) > _base36(after)
-                    if after
-                    else mention.created_at >= since
-                )
-                if is_new:
+                if _base36(mention.external_id) > after:
                     found[mention.external_id] = mention
-        return sorted(found.values(), key=lambda m: _base36(m.external_id)), gone
+                    if _base36(mention.external_id) > _base36(next_marks.get(submission_id)):
+                        next_marks[submission_id] = mention.external_id
+        return sorted(found.values(), key=lambda m: _base36(m.external_id)), next_marks, gone
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -311,15 +319,33 @@ def _reddit_retry_after(headers: Mapping[str, str]) -> float:
 
 
 def _parse_cursor(cursor: str | None) -> dict[str, Any]:
+    """``{"t3": fullname or None, "t1": {submission id: comment fullname}, "watch": [ids]}``.
+
+    Also reads the older forms: a bare ``"t3_..."``, and ``t1`` as one comment fullname
+    (the former global mark), which becomes the mark of every watched thread.
+    """
     if not cursor:
-        return {}
+        return {"t3": None, "t1": {}, "watch": []}
     if cursor.startswith("t3_"):
-        return {"t3": cursor}
+        return {"t3": cursor, "t1": {}, "watch": []}
     try:
         state = json.loads(cursor)
         if not isinstance(state, dict):
             raise ValueError
-        return state
+        t3, t1, watch = state.get("t3"), state.get("t1"), state.get("watch") or []
+        if not isinstance(watch, list) or not all(isinstance(w, str) for w in watch):
+            raise ValueError
+        if t1 is None:
+            marks = {}
+        elif isinstance(t1, str):  # the global mark of earlier versions
+            marks = dict.fromkeys(watch, t1)
+        elif isinstance(t1, dict) and all(isinstance(v, str) for v in t1.values()):
+            marks = dict(t1)
+        else:
+            raise ValueError
+        if t3 is not None and not isinstance(t3, str):
+            raise ValueError
+        return {"t3": t3, "t1": marks, "watch": watch}
     except ValueError:
         raise ValueError(f"unreadable reddit cursor {cursor!r}") from None
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
@@ -65,6 +67,34 @@ def empty_thread(submission_id: str) -> list:
     return thread
 
 
+def thread_with(submission_id: str, *comment_ids: str) -> list:
+    """The thread ``submission_id`` holding top-level comments ``comment_ids`` (sort=new)."""
+    thread = empty_thread(submission_id)
+    template = json.loads(fixture_text("reddit", "comments_1cqx2b.json"))[1]["data"]["children"][0]
+    for n, comment_id in enumerate(sorted(comment_ids, key=lambda c: int(c, 36), reverse=True)):
+        child = copy.deepcopy(template)
+        child["data"].update(
+            id=comment_id,
+            name=f"t1_{comment_id}",
+            link_id=f"t3_{submission_id}",
+            parent_id=f"t3_{submission_id}",
+            body=f"comment {comment_id}",
+            created_utc=1715596000 - n * 60,
+            permalink=f"/r/acme/comments/{submission_id}/slug/{comment_id}/",
+        )
+        thread[1]["data"]["children"].append(child)
+    return thread
+
+
+def with_comment(name: str, comment_id: str) -> list:
+    """The recorded thread ``name`` with one more (newest) top-level comment."""
+    thread = json.loads(fixture_text("reddit", name))
+    submission_id = thread[0]["data"]["children"][0]["data"]["id"]
+    extra = thread_with(submission_id, comment_id)[1]["data"]["children"]
+    thread[1]["data"]["children"] = extra + thread[1]["data"]["children"]
+    return thread
+
+
 def query(call) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlparse(call.request.url).query).items()}
 
@@ -96,7 +126,7 @@ def test_first_run_collects_submissions_and_thread_comments(rsps, monkeypatch):
     ]
     assert json.loads(page.cursor) == {
         "t3": "t3_1cqx2b",
-        "t1": "t1_l3x0004",
+        "t1": {"1cqx2b": "t1_l3x0004"},  # 1cqx1a had no comment: no mark yet
         "watch": ["1cqx2b", "1cqx1a"],
     }
     assert all(t == 20.0 for t in sent_timeouts(rsps))
@@ -146,24 +176,119 @@ def test_cursor_pages_with_before_and_only_new_comments(rsps):
     )
     add(rsps, responses.GET, OAUTH + "/comments/1cqx2b/", "comments_1cqx2b.json")
     add(rsps, responses.GET, OAUTH + "/comments/1cpzzz/", "comments_1cpzzz.json")
-    cursor = json.dumps({"t3": "t3_1cqx2b", "t1": "t1_l3x0003", "watch": ["1cqx2b", "1cpzzz"]})
+    marks = {"1cqx2b": "t1_l3x0003", "1cpzzz": "t1_l3w0100"}
+    cursor = json.dumps({"t3": "t3_1cqx2b", "t1": marks, "watch": ["1cqx2b", "1cpzzz"]})
     page = connector().fetch("acme", cursor)
-    assert [m.external_id for m in page.mentions] == ["t1_l3x0004"]  # l3w0100 is older
+    assert [m.external_id for m in page.mentions] == ["t1_l3x0004"]
     assert json.loads(page.cursor) == {
         "t3": "t3_1cqx2b",
-        "t1": "t1_l3x0004",
+        "t1": {"1cqx2b": "t1_l3x0004", "1cpzzz": "t1_l3w0100"},
         "watch": ["1cqx2b", "1cpzzz"],
     }
 
 
-def test_watch_list_is_capped(rsps):
+def test_cursor_with_one_global_t1_is_upgraded_to_per_thread_marks(rsps):
+    add_token(rsps)
+    add(rsps, responses.GET, SEARCH, "search_empty.json")
+    add(rsps, responses.GET, OAUTH + "/comments/1cqx2b/", "comments_1cqx2b.json")
+    add(rsps, responses.GET, OAUTH + "/comments/1cpzzz/", "comments_1cpzzz.json")
+    cursor = json.dumps({"t3": "t3_1cqx2b", "t1": "t1_l3x0003", "watch": ["1cqx2b", "1cpzzz"]})
+    page = connector().fetch("acme", cursor)
+    assert query(rsps.calls[1])["before"] == "t3_1cqx2b"
+    assert [m.external_id for m in page.mentions] == ["t1_l3x0004"]  # l3w0100 is below t1
+    assert json.loads(page.cursor) == {
+        "t3": "t3_1cqx2b",
+        "t1": {"1cqx2b": "t1_l3x0004", "1cpzzz": "t1_l3x0003"},
+        "watch": ["1cqx2b", "1cpzzz"],
+    }
+
+
+@pytest.mark.parametrize(
+    "cursor", ['["t3_1cqx2b"]', '{"t1": ["t1_l3x0003"]}', '{"watch": "1cqx2b"}', "{nope"]
+)
+def test_unreadable_cursor_is_refused(cursor):
+    with pytest.raises(ValueError, match="unreadable reddit cursor"):
+        connector().fetch("acme", cursor)
+
+
+def test_comment_on_a_thread_read_earlier_in_the_fetch_is_not_skipped(rsps):
+    """The marks are per thread: a lower id on one thread survives a higher one on another.
+
+    Fetch 1 reads 1cqx2b, then a comment l3x0005 is posted on it, then l3x0006 on 1cpzzz,
+    which fetch 1 reads next. With one global mark (l3x0006) fetch 2 would skip l3x0005.
+    """
+    add_token(rsps)
+    add(rsps, responses.GET, SEARCH, "search_empty.json")
+    add(rsps, responses.GET, OAUTH + "/comments/1cqx2b/", "comments_1cqx2b.json")
+    rsps.add(
+        responses.GET,
+        OAUTH + "/comments/1cpzzz/",
+        json=with_comment("comments_1cpzzz.json", "l3x0006"),
+    )
+    add(rsps, responses.GET, SEARCH, "search_empty.json")
+    rsps.add(
+        responses.GET,
+        OAUTH + "/comments/1cqx2b/",
+        json=with_comment("comments_1cqx2b.json", "l3x0005"),
+    )
+    rsps.add(
+        responses.GET,
+        OAUTH + "/comments/1cpzzz/",
+        json=with_comment("comments_1cpzzz.json", "l3x0006"),
+    )
+    reddit = connector()
+    marks = {"1cqx2b": "t1_l3x0004", "1cpzzz": "t1_l3w0100"}
+    cursor = json.dumps({"t3": "t3_1cqx2b", "t1": marks, "watch": ["1cqx2b", "1cpzzz"]})
+
+    first = reddit.fetch("acme", cursor)
+    assert [m.external_id for m in first.mentions] == ["t1_l3x0006"]
+    assert json.loads(first.cursor)["t1"] == {"1cqx2b": "t1_l3x0004", "1cpzzz": "t1_l3x0006"}
+
+    second = reddit.fetch("acme", first.cursor)
+    assert [m.external_id for m in second.mentions] == ["t1_l3x0005"]
+    assert json.loads(second.cursor) == {
+        "t3": "t3_1cqx2b",
+        "t1": {"1cqx2b": "t1_l3x0005", "1cpzzz": "t1_l3x0006"},
+        "watch": ["1cqx2b", "1cpzzz"],
+    }
+
+
+def test_every_thread_found_is_read_and_only_the_watch_list_is_capped(rsps):
+    """Two new submissions and one watched thread with watch_submissions=1: all three are read."""
     add_token(rsps)
     add(rsps, responses.GET, SEARCH, "search_new.json")
     add(rsps, responses.GET, OAUTH + "/comments/1cqx2b/", "comments_1cqx2b.json")
-    cursor = json.dumps({"t3": "t3_1cqx00", "t1": "t1_l3x0003", "watch": ["1cpzzz"]})
+    rsps.add(responses.GET, OAUTH + "/comments/1cqx1a/", json=thread_with("1cqx1a", "l3x0002"))
+    add(rsps, responses.GET, OAUTH + "/comments/1cpzzz/", "comments_1cpzzz.json")
+    cursor = json.dumps({"t3": "t3_1cqx00", "t1": {"1cpzzz": "t1_l3w0001"}, "watch": ["1cpzzz"]})
     page = connector(watch_submissions=1).fetch("acme", cursor)
-    assert json.loads(page.cursor)["watch"] == ["1cqx2b"]
-    assert [m.external_id for m in page.mentions] == ["t3_1cqx1a", "t3_1cqx2b", "t1_l3x0004"]
+    read = [urlparse(c.request.url).path for c in rsps.calls[2:]]
+    assert read == ["/comments/1cqx2b/", "/comments/1cqx1a/", "/comments/1cpzzz/"]
+    assert sorted(m.external_id for m in page.mentions) == [
+        "t1_l3w0100",  # the watched thread, read once more before it leaves the list
+        "t1_l3x0001",
+        "t1_l3x0002",  # the thread of the older new submission, beyond the cap
+        "t1_l3x0003",
+        "t1_l3x0004",
+        "t3_1cqx1a",
+        "t3_1cqx2b",
+    ]
+    assert json.loads(page.cursor) == {
+        "t3": "t3_1cqx2b",
+        "t1": {"1cqx2b": "t1_l3x0004"},
+        "watch": ["1cqx2b"],
+    }
+
+
+def test_first_run_reads_the_threads_of_all_submissions_found(rsps, monkeypatch):
+    monkeypatch.setattr("collectors.reddit.datetime", _FrozenDatetime)
+    add_token(rsps)
+    add(rsps, responses.GET, SEARCH, "search_new.json")
+    add(rsps, responses.GET, OAUTH + "/comments/1cqx2b/", "comments_1cqx2b.json")
+    rsps.add(responses.GET, OAUTH + "/comments/1cqx1a/", json=thread_with("1cqx1a", "l3x0002"))
+    page = connector(watch_submissions=0).fetch("acme", None)
+    assert "t1_l3x0002" in {m.external_id for m in page.mentions}
+    assert json.loads(page.cursor) == {"t3": "t3_1cqx2b", "t1": {}, "watch": []}
 
 
 def test_deleted_watched_thread_is_dropped_not_fatal(rsps):
@@ -176,10 +301,12 @@ def test_deleted_watched_thread_is_dropped_not_fatal(rsps):
         json={"message": "Not Found", "error": 404},
     )
     add(rsps, responses.GET, OAUTH + "/comments/1cqx2b/", "comments_1cqx2b.json")
-    cursor = json.dumps({"t3": "t3_1cqx2b", "t1": "t1_l3x0003", "watch": ["1cpzzz", "1cqx2b"]})
+    marks = {"1cpzzz": "t1_l3w0100", "1cqx2b": "t1_l3x0003"}
+    cursor = json.dumps({"t3": "t3_1cqx2b", "t1": marks, "watch": ["1cpzzz", "1cqx2b"]})
     page = connector().fetch("acme", cursor)
     assert [m.external_id for m in page.mentions] == ["t1_l3x0004"]
     assert json.loads(page.cursor)["watch"] == ["1cqx2b"]
+    assert json.loads(page.cursor)["t1"] == {"1cqx2b": "t1_l3x0004"}
 
 
 def test_reply_to_comment_returns_new_fullname(rsps):
@@ -335,6 +462,13 @@ def _replay(rsps, cassette: str, *, skip_token: bool = False) -> list[dict]:
 
 def test_praw_cassette_search_listing(rsps):
     interactions = _replay(rsps, "TestSubreddit.test_search.json")
+    found = re.compile(re.escape(OAUTH) + r"/comments/(\w+)/")  # every thread found is read
+    rsps.add_callback(
+        responses.GET,
+        found,
+        callback=lambda req: (200, {}, json.dumps(empty_thread(found.match(req.url)[1]))),
+        content_type="application/json",
+    )
     page = connector(subreddits="all", watch_submissions=0).fetch("praw oauth search", "t3_0")
     listing = json.loads(interactions[1]["response"]["body"]["string"])
     assert len(page.mentions) == len(listing["data"]["children"]) > 0
@@ -348,7 +482,7 @@ def test_praw_cassette_comment_tree(rsps):
     rsps.add(
         responses.GET, OAUTH + "/r/all/search/", body=fixture_text("reddit", "search_empty.json")
     )
-    cursor = json.dumps({"t3": "t3_0", "t1": "t1_0", "watch": ["2gmzqe"]})
+    cursor = json.dumps({"t3": "t3_0", "t1": {"2gmzqe": "t1_0"}, "watch": ["2gmzqe"]})
     page = connector(subreddits="all").fetch("praw", cursor)
     assert len(page.mentions) > 1
     ids = {m.external_id for m in page.mentions}

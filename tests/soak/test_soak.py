@@ -385,12 +385,6 @@ def test_stored_set_equals_served_set(soak: SoakResult, platform: str) -> None:
     wrong_parent = [i for i in both if stored[i].parent_external_id != served[i].parent_external_id]
     assert not wrong_parent, f"{platform}: parent differs for {wrong_parent[:5]}"
     missing = sorted(set(served) - set(stored), key=lambda i: served[i].seq)
-    if missing and platform == "reddit" and all(i.startswith("t1_") for i in missing):
-        pytest.xfail(
-            f"reddit: {len(missing)} comments lost {missing[:10]}; known connector bugs, "
-            "see test_soak_findings.py (global t1 mark, watch window)\n"
-            + _story(soak.fake, platform, missing[0])
-        )
     assert not missing, (
         f"{platform}: {len(missing)} served posts never stored: {missing[:10]}\n"
         + _story(soak.fake, platform, missing[0])

@@ -1,4 +1,4 @@
-"""Deterministic reproductions of the bugs the soak test found (each xfail, strict).
+"""Deterministic reproductions of the bugs the soak test found (fixed; kept as regressions).
 
 1. Thread split in ingest (soak: ``test_replies_joined_their_parents_conversation``).
    A Twitter backlog is delivered newest page first, so the tail of a thread A <- B <- C can
@@ -86,12 +86,6 @@ def _reddit():
     return collectors.get("reddit").from_settings({"subreddits": "ladoga", "timeout": 1})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="collectors/reddit.py: the t1 high-water mark is global across threads read one "
-    "after the other; a comment posted on an already-read thread during a fetch is skipped",
-)
 def test_reddit_comment_posted_on_an_already_read_thread_during_a_fetch(fake_reddit) -> None:
     older, newer = fake_reddit.add_reddit(), fake_reddit.add_reddit()
     connector = _reddit()
@@ -114,12 +108,6 @@ def test_reddit_comment_posted_on_an_already_read_thread_during_a_fetch(fake_red
     assert late and served - collected == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="collectors/reddit.py: fetch reads only the newest watch_submissions threads, so "
-    "comments on the other submissions found in the same search page are never read",
-)
 def test_reddit_reads_the_threads_of_every_submission_found(fake_reddit) -> None:
     for _ in range(12):  # more than watch_submissions (10), each with one comment
         fake_reddit.add_reddit(fake_reddit.add_reddit())
