@@ -177,7 +177,9 @@ def main() -> int:
         started = time.perf_counter()
         seed(runtime, args.n, now)
         print(f"seeded {args.n:,} conversations in {time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
         app = create_app(runtime, {"TESTING": True, "WTF_CSRF_ENABLED": False})
+        print(f"console start (SLA backfill, ANALYZE) {time.perf_counter() - started:.2f} s")
         client = app.test_client()
         client.post("/login", data={"username": "bench", "password": PASSWORD})
         pages = {
