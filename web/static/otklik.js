@@ -3,6 +3,8 @@
 "use strict";
 
 const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+const i18n = () => JSON.parse(document.body.dataset.i18n || "{}");
+const say = (key, name) => (i18n()[key] || key).replace("{name}", name || "");
 
 // A submit button marked data-once sends its form once; the server also refuses a second copy
 // (idempotency key), so a double click, a reload or a worker retry never posts twice.
@@ -14,7 +16,7 @@ document.addEventListener("submit", (event) => {
     return;
   }
   button.dataset.sent = "1";
-  button.textContent = button.classList.contains("send") ? "Sending…" : button.textContent;
+  if (button.classList.contains("send")) button.textContent = say("sending");
 });
 
 // --- Reply box: templates and the platform's length limit, live ---------------------------
@@ -149,7 +151,7 @@ function showOthers(others) {
   if (!line) return;
   line.hidden = others.length === 0;
   line.textContent = others
-    .map((o) => `${o.username} ${o.typing ? "is typing…" : "is viewing"}`)
+    .map((o) => say(o.typing ? "typing" : "viewing", o.username))
     .join(" · ");
 }
 
