@@ -29,6 +29,7 @@ from otklik.scoring import score_pending
 from otklik.sla import cycle_from_events
 from responder import send_due
 from tests.conftest import login
+from tests.web_support import fast_password_hashing  # noqa: F401
 
 
 @pytest.fixture

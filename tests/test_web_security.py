@@ -13,6 +13,7 @@ from otklik.domain import RawMention
 from otklik.ingest import store_page
 from otklik.models import AuditEntry, Conversation, Mention, ReplyTemplate, User, utcnow
 from tests.conftest import PASSWORD, login
+from tests.web_support import fast_password_hashing  # noqa: F401
 
 ADMIN_PAGES = {
     "templates": ("GET", "/admin/templates"),

@@ -15,6 +15,7 @@ from otklik.models import Conversation, Reply, ReplyTemplate
 from otklik.scoring import score_pending
 from responder import send_due
 from tests.conftest import PASSWORD
+from tests.web_support import fast_password_hashing  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
