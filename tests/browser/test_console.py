@@ -37,7 +37,7 @@ def _log_in(page: Page, base: str, username: str = "agent", heading: str = "Inbo
 
 
 def test_log_in_read_the_inbox_and_reply_once_despite_a_double_click(
-    page: Page, live_server: str, runtime, artifacts
+    live_server: str, page: Page, runtime, artifacts
 ) -> None:
     run_source(runtime, "demo")
     score_pending(runtime)
@@ -66,7 +66,7 @@ def test_log_in_read_the_inbox_and_reply_once_despite_a_double_click(
 
 
 def test_filter_open_apply_a_template_reply_once_resolve_and_watch_the_sla_clock(
-    page: Page, live_server: str, runtime, artifacts
+    live_server: str, page: Page, runtime, artifacts
 ) -> None:
     run_source(runtime, "demo")
     score_pending(runtime)
@@ -115,7 +115,7 @@ def test_filter_open_apply_a_template_reply_once_resolve_and_watch_the_sla_clock
 
 
 def test_the_length_limit_is_shown_live_and_blocks_sending(
-    page: Page, live_server: str, runtime
+    live_server: str, page: Page, runtime
 ) -> None:
     run_source(runtime, "demo")
     _log_in(page, live_server)
@@ -128,7 +128,7 @@ def test_the_length_limit_is_shown_live_and_blocks_sending(
     expect(page.locator("button.send")).to_be_enabled()
 
 
-def test_keyboard_shortcuts_move_assign_and_resolve(page: Page, live_server: str, runtime) -> None:
+def test_keyboard_shortcuts_move_assign_and_resolve(live_server: str, page: Page, runtime) -> None:
     run_source(runtime, "demo")
     score_pending(runtime)
     _log_in(page, live_server)
@@ -172,7 +172,7 @@ def test_two_agents_see_each_other_viewing_and_typing(
     lead.context.close()
 
 
-def test_hostile_text_stays_text_in_the_browser(page: Page, live_server: str, runtime) -> None:
+def test_hostile_text_stays_text_in_the_browser(live_server: str, page: Page, runtime) -> None:
     for _ in range(6):
         run_source(runtime, "demo")  # sample 030 carries <script>, 031 an <img onerror> author
     dialogs: list[str] = []
@@ -188,7 +188,7 @@ def test_hostile_text_stays_text_in_the_browser(page: Page, live_server: str, ru
     assert dialogs == []
 
 
-def test_the_console_in_russian(page: Page, live_server: str, runtime) -> None:
+def test_the_console_in_russian(live_server: str, page: Page, runtime) -> None:
     run_source(runtime, "demo")
     _log_in(page, live_server)
     page.goto(live_server + "/account/")

@@ -36,6 +36,7 @@ document.addEventListener("input", (event) => {
   if (event.target.matches(".reply-box textarea")) {
     updateCounter(event.target);
     presence.typing = true;
+    if (presence.url && Date.now() - presence.lastBeat > 2000) heartbeat(presence.url).catch(() => {});
   }
 });
 
@@ -128,11 +129,12 @@ document.addEventListener("click", (event) => {
 });
 
 // --- Collision: who else is viewing or typing; live reply states ----------------------------
-const presence = { typing: false };
+const presence = { typing: false, url: "", lastBeat: 0 };
 
 async function heartbeat(url, leaving = false) {
   const body = JSON.stringify({ typing: presence.typing, leaving });
   presence.typing = false;
+  presence.lastBeat = Date.now();
   const response = await fetch(url, {
     method: "POST",
     headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
@@ -171,8 +173,9 @@ document.addEventListener("DOMContentLoaded", () => {
   const conversation = document.querySelector(".conversation[data-presence-url]");
   if (conversation) {
     const url = conversation.dataset.presenceUrl;
+    presence.url = url;
     heartbeat(url).catch(() => {});
-    setInterval(() => heartbeat(url).catch(() => {}), 4000);
+    setInterval(() => heartbeat(url).catch(() => {}), 3000);
     window.addEventListener("pagehide", () => heartbeat(url, true).catch(() => {}));
   }
   const textarea = document.querySelector(".reply-box textarea");
