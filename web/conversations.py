@@ -61,46 +61,54 @@ def show(conversation_id: int):  # type: ignore[no-untyped-def]
     runtime = current_app.extensions["otklik"]
     with runtime.sessions() as session:
         conversation = _load(session, conversation_id)
-        events = _all(
-            session,
-            select(CaseEvent)
-            .where(CaseEvent.conversation_id == conversation_id)
-            .order_by(CaseEvent.at, CaseEvent.id),
-        )
         customer = [m for m in conversation.mentions if not m.is_ours]
         reply_to = customer[-1] if customer else None
         return render_template(
             "conversation.html",
+            **_records(session, conversation_id),
             conversation=conversation,
-            replies=_all(
-                session,
-                select(Reply).where(Reply.conversation_id == conversation_id).order_by(Reply.id),
-            ),
-            events=events,
-            notes=_all(
-                session,
-                select(Note)
-                .where(Note.conversation_id == conversation_id)
-                .options(selectinload(Note.user))
-                .order_by(Note.created_at, Note.id),
-            ),
-            tags=_all(
-                session,
-                select(ConversationTag.tag)
-                .where(ConversationTag.conversation_id == conversation_id)
-                .order_by(ConversationTag.tag),
-            ),
             corrections=casework.effective_scores(session, customer),
             history=_history(session, conversation),
             reply_to=reply_to,
             templates=_templates(session, conversation, reply_to),
-            users=_all(session, select(User).where(User.active.is_(True)).order_by(User.username)),
-            clock=clock_from_events(conversation, list(events), utcnow()),
             limit=reply_limit(conversation.platform),
             idempotency_key=uuid.uuid4().hex,
             can_assign_others=can("assign_others"),
             correctable=casework.CORRECTABLE,
         )
+
+
+def _records(session: Session, conversation_id: int) -> dict[str, Any]:
+    """Events (and the SLA clock computed from them), replies, notes, tags, users."""
+    events = _all(
+        session,
+        select(CaseEvent)
+        .where(CaseEvent.conversation_id == conversation_id)
+        .order_by(CaseEvent.at, CaseEvent.id),
+    )
+    conversation = session.get(Conversation, conversation_id)
+    return {
+        "events": events,
+        "clock": clock_from_events(conversation, events, utcnow()),
+        "replies": _all(
+            session,
+            select(Reply).where(Reply.conversation_id == conversation_id).order_by(Reply.id),
+        ),
+        "notes": _all(
+            session,
+            select(Note)
+            .where(Note.conversation_id == conversation_id)
+            .options(selectinload(Note.user))
+            .order_by(Note.created_at, Note.id),
+        ),
+        "tags": _all(
+            session,
+            select(ConversationTag.tag)
+            .where(ConversationTag.conversation_id == conversation_id)
+            .order_by(ConversationTag.tag),
+        ),
+        "users": _all(session, select(User).where(User.active.is_(True)).order_by(User.username)),
+    }
 
 
 def _all(session: Session, query: Any) -> list[Any]:
