@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from otklik import audit, db, templates_store
 from otklik.models import Role, User, utcnow
+from otklik.sla import BANDS
 from otklik.users import UserError, create_user
 from web.auth import db_user, requires
 
@@ -142,3 +143,15 @@ def audit_log():  # type: ignore[no-untyped-def]
     with runtime.sessions() as session:
         entries = audit.recent(session, 300, request.args.get("action") or None)
     return render_template("audit.html", entries=entries)
+
+
+@bp.get("/sla")
+def sla_policy():  # type: ignore[no-untyped-def]
+    """The SLA policy in force (read-only: it comes from the ``[sla]`` configuration section)."""
+    runtime = current_app.extensions["otklik"]
+    return render_template(
+        "sla.html",
+        sla=runtime.settings.sla,
+        policy=current_app.extensions["otklik.sla_policy"],
+        bands=BANDS,
+    )

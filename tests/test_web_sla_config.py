@@ -1,0 +1,49 @@
+"""An [sla] section with business hours and a platform override, as the console shows it."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from otklik.collect import run_source
+from otklik.models import Conversation
+from otklik.sla import BusinessHours, add_business_time
+from tests.conftest import login, write_config
+from tests.web_support import fast_password_hashing  # noqa: F401
+
+SLA = """
+[sla]
+timezone = "Europe/Moscow"
+business_hours = "Mon-Fri 09:00-18:00"
+at_risk_percent = 20
+first_response_minutes = { high = 30, normal = 120, low = 480 }
+resolution_minutes = { high = 240, normal = 960, low = 2880 }
+
+[[sla.platforms]]
+platform = "demo"
+first_response_minutes = { high = 15 }
+"""
+
+
+@pytest.fixture
+def config_path(tmp_path):
+    return write_config(tmp_path, extra=SLA)
+
+
+def test_the_sla_page_shows_the_configured_policy(client) -> None:
+    login(client)
+    page = client.get("/admin/sla").get_data(as_text=True)
+    assert "Mon-Fri 09:00-18:00" in page and "Europe/Moscow" in page
+    assert "less than 20% of a target" in page
+    assert "<td>demo</td><td>high (60 and above)</td><td>15 min</td><td>240 min</td>" in page
+    assert "<td>demo</td><td>normal (30 to 59)</td><td>120 min</td>" in page
+
+
+def test_new_conversations_are_due_in_business_time(runtime) -> None:
+    run_source(runtime, "demo")
+    hours = BusinessHours.parse("Mon-Fri 09:00-18:00", "Europe/Moscow")
+    with runtime.sessions() as session:
+        for conversation in session.scalars(select(Conversation)):
+            minutes = 480  # unscored: priority 0, low band
+            due = add_business_time(conversation.opened_at, minutes, hours)
+            assert conversation.sla_due_at == due
