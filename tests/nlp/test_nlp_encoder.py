@@ -1,4 +1,4 @@
-"""Batching, ordering, caching and truncation of the encoder, on a tiny random BERT."""
+"""Batching, ordering, caching, truncation and features of the encoder (tiny random BERT)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_identical_texts_are_encoded_once(tiny_encoder_dir) -> None:
 
 def test_long_texts_are_truncated_and_prefixed(encoder: Encoder) -> None:
     ids = encoder.token_ids(["word " * 500])[0]
-    assert len(ids) == encoder.max_length == 128
+    assert len(ids) == encoder.max_length == 64
     assert ids[0] == encoder.tokenizer.bos_token_id
     assert ids[-1] == encoder.tokenizer.eos_token_id
     decoded = encoder.tokenizer.decode(encoder.token_ids(["hi"])[0], skip_special_tokens=True)
@@ -100,3 +100,31 @@ def test_concurrent_calls_give_the_same_answers(encoder: Encoder) -> None:
         results = list(pool.map(lambda _i: encoder.embed(TEXTS), range(8)))
     for result in results:
         np.testing.assert_allclose(result, expected, atol=1e-5)
+
+
+def test_recent_texts_come_from_the_cache(tiny_encoder_dir) -> None:
+    base = Encoder.from_dir(tiny_encoder_dir)
+    counting = CountingModel(base.model)
+    enc = Encoder(counting, base.tokenizer, batch_size=32, cache_size=2)
+    first = enc.embed(["one", "two"])
+    again = enc.embed(["two", "one", "three"])
+    assert len(counting.batches) == 2 and counting.batches[1][0] == 1  # only "three"
+    np.testing.assert_array_equal(again[1], first[0])
+    enc.embed(["two"])  # least recently used, evicted by "three" (cache of 2)
+    assert len(counting.batches) == 3
+    enc.embed(["three"])
+    assert len(counting.batches) == 3
+    enc.clear_cache()
+    enc.embed(["three"])
+    assert len(counting.batches) == 4
+
+
+def test_features_are_the_chosen_layers_normalised(tiny_encoder_dir) -> None:
+    enc = Encoder.from_dir(tiny_encoder_dir, feature_layers=(1, 2))
+    emb, feats = enc.encode(TEXTS[:3])
+    assert emb.shape == (3, 384) and feats.shape == (3, 768) == (3, enc.feature_dim)
+    np.testing.assert_allclose(feats[:, 384:], emb, atol=1e-6)  # layer 2 is the last
+    np.testing.assert_allclose(np.linalg.norm(feats[:, :384], axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(feats[:, :384], emb)
+    with pytest.raises(ValueError, match="outside"):
+        enc.set_feature_layers((3,))

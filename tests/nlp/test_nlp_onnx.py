@@ -1,0 +1,55 @@
+"""The int8 ONNX path on the tiny random BERT: export, loading, agreement with torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nlp.encoder import ONNX_NAME, Encoder, OnnxEncoder, has_onnx, load_encoder
+from nlp.onnx_export import export_int8
+
+TEXTS = ["short", "Доставка опоздала на три дня", "a much longer sentence about a parcel", "x"]
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tiny_encoder_dir, tmp_path_factory):
+    import shutil
+
+    target = tmp_path_factory.mktemp("tiny-onnx") / "encoder"
+    shutil.copytree(tiny_encoder_dir, target)
+    export_int8(target, progress=lambda _m: None)
+    return target
+
+
+def test_export_writes_a_graph_that_load_encoder_prefers(onnx_dir, tiny_encoder_dir) -> None:
+    assert (onnx_dir / ONNX_NAME).is_file() and has_onnx(onnx_dir)
+    assert not has_onnx(tiny_encoder_dir)
+    assert isinstance(load_encoder(onnx_dir), OnnxEncoder)
+    assert load_encoder(onnx_dir, backend="torch").backend == "torch-fp32"
+    assert type(load_encoder(tiny_encoder_dir)) is Encoder
+    with pytest.raises(ValueError, match="backend"):
+        load_encoder(onnx_dir, backend="gpu")
+
+
+def test_int8_graph_agrees_with_torch_and_ignores_padding(onnx_dir) -> None:
+    fast = OnnxEncoder.from_dir(onnx_dir, feature_layers=(1, 2), batch_size=4)
+    slow = Encoder.from_dir(onnx_dir, feature_layers=(1, 2))
+    emb_fast, feats_fast = fast.encode(TEXTS)
+    emb_slow, feats_slow = slow.encode(TEXTS)
+    assert feats_fast.shape == feats_slow.shape == (4, 768)
+    cosines = (emb_fast * emb_slow).sum(axis=1)
+    assert cosines.min() > 0.95, cosines  # int8 weights on a random model
+    # Padding in a batch must not change a text's vector.
+    fast.clear_cache()
+    alone = fast.embed([TEXTS[1]])[0]
+    np.testing.assert_allclose(emb_fast[1], alone, atol=2e-3)
+
+
+def test_scorer_runs_on_the_onnx_encoder(onnx_dir) -> None:
+    from nlp import load_scorer
+
+    scorer = load_scorer(onnx_dir)
+    assert scorer.encoder.backend == "onnx-int8"
+    assert ".int8+heads." in scorer.model_version
+    scores = scorer.score(TEXTS)
+    assert len(scores) == 4 and all(0.0 <= s.complaint_prob <= 1.0 for s in scores)
