@@ -353,6 +353,8 @@ def test_presence_shows_who_else_is_viewing_and_typing(app, demo) -> None:
     seen = second.post(url, json={"typing": True}).get_json()
     assert seen["others"] == [{"username": "agent", "typing": False}]
     assert first.post(url, json={}).get_json()["others"] == [{"username": "lead", "typing": True}]
+    inbox = first.get("/").get_data(as_text=True)
+    assert 'class="badge viewers"' in inbox and "👁 lead…" in inbox
     second.post(url, json={"leaving": True})
     assert first.post(url, json={}).get_json()["others"] == []
     assert first.post("/api/conversations/999999/presence", json={}).status_code == 404

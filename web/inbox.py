@@ -50,6 +50,7 @@ class InboxRow:
     customer_posts: int
     clock: SlaClock | None
     tags: list[str]
+    viewers: list[str]  # other people on the conversation now (typing marked with …)
 
 
 @bp.get("/")
@@ -81,7 +82,13 @@ def index():  # type: ignore[no-untyped-def]
 def _row(conversation: Conversation, tags: list[str], now) -> InboxRow:  # type: ignore[no-untyped-def]
     customer = [m for m in conversation.mentions if not m.is_ours]
     latest = customer[-1] if customer else None
-    return InboxRow(conversation, latest, len(customer), clock_for_row(conversation, now), tags)
+    board = current_app.extensions["otklik.presence"]
+    viewers = [
+        p.username + ("…" if p.typing else "")
+        for p in board.others(conversation.id, g.user.id, now)
+    ]
+    clock = clock_for_row(conversation, now)
+    return InboxRow(conversation, latest, len(customer), clock, tags, viewers)
 
 
 def _page_url(args: dict[str, str], cursor: str | None) -> str | None:

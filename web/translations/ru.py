@@ -182,6 +182,7 @@ RU = {
     "low (below 30)": "низкий (ниже 30)",
     "all platforms": "все платформы",
     "Targets count business time. A reopened conversation starts a new clock at the customer's new post; the first response is the first reply actually sent on the platform.": "Сроки считаются в рабочем времени. Повторно открытое обращение начинает новый отсчёт с нового сообщения клиента; первый ответ — первый ответ, действительно опубликованный на платформе.",
+    "Also here now": "Сейчас здесь же",
     # values shown through _(variable)
     "negative": "негатив",
     "neutral": "нейтрально",
