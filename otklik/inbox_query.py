@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from otklik.models import Conversation, ConversationTag, Mention, Status
@@ -201,11 +201,7 @@ def fetch_page(
         .where(*where)
         .order_by(*order)
         .limit(size + 1)
-        .options(
-            selectinload(Conversation.mentions).selectinload(Mention.score),
-            selectinload(Conversation.mentions).selectinload(Mention.author),
-            selectinload(Conversation.assignee),
-        )
+        .options(selectinload(Conversation.assignee))
     ).all()
     more = len(rows) > size
     rows = list(rows[:size])
@@ -269,3 +265,40 @@ def tags_for(session: Session, conversation_ids: list[int]) -> dict[int, list[st
         for conversation_id, tag in rows:
             found[conversation_id].append(tag)
     return found
+
+
+def latest_posts(session: Session, conversation_ids: list[int]) -> dict[int, tuple[Mention, int]]:
+    """The newest customer post of each conversation and how many customer posts it has.
+
+    Two bounded queries per page, however long a thread grows (a viral thread can hold
+    thousands of posts; the inbox shows one).
+    """
+    if not conversation_ids:
+        return {}
+    customer = Mention.is_ours.is_(False), Mention.conversation_id.in_(conversation_ids)
+    ranked = (
+        select(
+            Mention.id,
+            func.row_number()
+            .over(
+                partition_by=Mention.conversation_id,
+                order_by=(Mention.created_at.desc(), Mention.id.desc()),
+            )
+            .label("rank"),
+        )
+        .where(*customer)
+        .subquery()
+    )
+    newest = session.scalars(
+        select(Mention)
+        .where(Mention.id.in_(select(ranked.c.id).where(ranked.c.rank == 1)))
+        .options(selectinload(Mention.score), selectinload(Mention.author))
+    )
+    counts = dict(
+        session.execute(
+            select(Mention.conversation_id, func.count())
+            .where(*customer)
+            .group_by(Mention.conversation_id)
+        ).all()
+    )
+    return {m.conversation_id: (m, counts.get(m.conversation_id, 1)) for m in newest}

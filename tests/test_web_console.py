@@ -369,3 +369,11 @@ def test_presence_board_expires_entries() -> None:
     assert [(p.username, p.typing) for p in board.others(1, 2, t0)] == [("ann", True)]
     assert board.others(1, 2, t0 + timedelta(seconds=9))[0].typing is False
     assert board.others(1, 2, t0 + timedelta(seconds=21)) == []
+
+
+def test_an_inbox_row_shows_the_newest_customer_post_and_the_count(runtime, client, demo) -> None:
+    run_source(runtime, "demo")  # sample 007: mira_k again, in reply to 001
+    login(client)
+    html = client.get("/").get_data(as_text=True)
+    row = html.split(f'data-id="{demo["mira_k"]}"')[1].split("</tr>")[0]
+    assert "Still nothing. 1h30 late" in row and "(2 posts)" in row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlencode
 
 from flask import (
@@ -28,6 +29,7 @@ from otklik.inbox_query import (
     STATUS_CHOICES,
     VIEWS,
     fetch_page,
+    latest_posts,
     parse_filter,
     query_args,
     tags_for,
@@ -64,8 +66,9 @@ def index():  # type: ignore[no-untyped-def]
             page = fetch_page(session, inbox_filter, g.user.id, now, request.args.get("after"))
         except ValueError:
             abort(400, "bad page cursor")
-        tags = tags_for(session, [c.id for c in page.conversations])
-        rows = [_row(c, tags[c.id], now) for c in page.conversations]
+        ids = [c.id for c in page.conversations]
+        tags, posts = tags_for(session, ids), latest_posts(session, ids)
+        rows = [_row(c, tags[c.id], posts.get(c.id), now) for c in page.conversations]
         args = query_args(inbox_filter)
         return render_template(
             "inbox.html",
@@ -79,16 +82,17 @@ def index():  # type: ignore[no-untyped-def]
         )
 
 
-def _row(conversation: Conversation, tags: list[str], now) -> InboxRow:  # type: ignore[no-untyped-def]
-    customer = [m for m in conversation.mentions if not m.is_ours]
-    latest = customer[-1] if customer else None
+def _row(
+    conversation: Conversation, tags: list[str], post: tuple[Mention, int] | None, now: datetime
+) -> InboxRow:
+    latest, count = post if post is not None else (None, 0)
     board = current_app.extensions["otklik.presence"]
     viewers = [
         p.username + ("…" if p.typing else "")
         for p in board.others(conversation.id, g.user.id, now)
     ]
     clock = clock_for_row(conversation, now)
-    return InboxRow(conversation, latest, len(customer), clock, tags, viewers)
+    return InboxRow(conversation, latest, count, clock, tags, viewers)
 
 
 def _page_url(args: dict[str, str], cursor: str | None) -> str | None:
