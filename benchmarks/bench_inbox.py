@@ -1,9 +1,10 @@
 """Inbox page time with many stored conversations (``make bench``).
 
-Seeds N conversations (default 100,000; one scored customer post each) into a scratch SQLite
-database with bulk inserts, then times the inbox through the Flask test client: the first
-page, a deep keyset page (~90% down the list), and the built-in views. Prints the median and
-worst of several requests per page. Usage: python benchmarks/bench_inbox.py [--n 100000]
+Seeds N conversations (default 100,000; ``--posts`` scored customer posts each, default 1)
+into a scratch SQLite database with bulk inserts, then times the inbox through the Flask test
+client: the first page, a deep keyset page (~90% down the list), and the built-in views.
+Prints the median and worst of several requests per page.
+Usage: python benchmarks/bench_inbox.py [--n 100000] [--posts 10]
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def make_runtime(directory: Path) -> Runtime:
     return runtime
 
 
-def seed(runtime: Runtime, n: int, now: datetime) -> None:
-    """Bulk-insert ``n`` conversations with one author, mention and score each."""
+def seed(runtime: Runtime, n: int, now: datetime, posts: int = 1) -> None:
+    """Bulk-insert ``n`` conversations with ``posts`` scored customer posts each."""
     rng = random.Random(7)
     policy = policy_from_settings(runtime.settings.sla)
     with db.transaction(runtime.sessions) as session:
@@ -74,8 +75,12 @@ def seed(runtime: Runtime, n: int, now: datetime) -> None:
             for row in rows:
                 row["sla_due_at"], row["sla_risk_at"] = due_of(Conversation(**row), policy)
             session.execute(insert(Conversation), rows)
-            session.execute(insert(Mention), [_mention(r, len(authors)) for r in rows])
-            session.execute(insert(Score), [_score(r, rng) for r in rows])
+            for k in range(posts):
+                mentions = [_mention(r, len(authors), k, posts) for r in rows]
+                session.execute(insert(Mention), mentions)
+                session.execute(
+                    insert(Score), [_score(r, m["id"]) for r, m in zip(rows, mentions, strict=True)]
+                )
 
 
 def _conversation(i: int, brand_id: int, rng: random.Random, now: datetime) -> dict:
@@ -89,7 +94,7 @@ def _conversation(i: int, brand_id: int, rng: random.Random, now: datetime) -> d
         "status": status,
         "priority": rng.randint(0, 100),
         "opened_at": opened,
-        "last_customer_at": opened,
+        "last_customer_at": opened,  # (the later posts of a thread keep the seed simple)
         "cycle_started_at": opened,
         "resolved_at": opened + timedelta(hours=1) if status == "resolved" else None,
         "peak_negative": rng.random(),
@@ -101,16 +106,17 @@ def _conversation(i: int, brand_id: int, rng: random.Random, now: datetime) -> d
     }
 
 
-def _mention(conversation: dict, authors: int) -> dict:
+def _mention(conversation: dict, authors: int, k: int, posts: int) -> dict:
     i = conversation["id"]
+    at = conversation["opened_at"] + timedelta(minutes=k)
     return {
-        "id": i,
+        "id": k * 10_000_000 + i,
         "platform": conversation["platform"],
-        "external_id": f"m{i}",
+        "external_id": f"m{i}-{k}",
         "url": "",
-        "text": f"Post number {i} about Ladoga Coffee",
-        "created_at": conversation["opened_at"],
-        "fetched_at": conversation["opened_at"],
+        "text": f"Post {k + 1} of {posts} in conversation {i} about Ladoga Coffee",
+        "created_at": at,
+        "fetched_at": at,
         "author_id": (i % authors) + 1,
         "conversation_id": i,
         "is_ours": False,
@@ -118,9 +124,9 @@ def _mention(conversation: dict, authors: int) -> dict:
     }
 
 
-def _score(conversation: dict, rng: random.Random) -> dict:
+def _score(conversation: dict, mention_id: int) -> dict:
     return {
-        "mention_id": conversation["id"],
+        "mention_id": mention_id,
         "sentiment": conversation["sentiment"],
         "prob_negative": conversation["peak_negative"],
         "prob_neutral": 0.1,
@@ -165,6 +171,7 @@ def time_page(client, url: str, repeat: int) -> tuple[float, float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="conversations to seed")
+    parser.add_argument("--posts", type=int, default=1, help="customer posts per conversation")
     parser.add_argument("--repeat", type=int, default=9, help="requests per page")
     args = parser.parse_args()
     from web import create_app
@@ -175,8 +182,11 @@ def main() -> int:
             create_user(session, "bench", PASSWORD, role="lead")
         now = datetime.now(UTC)
         started = time.perf_counter()
-        seed(runtime, args.n, now)
-        print(f"seeded {args.n:,} conversations in {time.perf_counter() - started:.1f} s")
+        seed(runtime, args.n, now, args.posts)
+        elapsed = time.perf_counter() - started
+        print(
+            f"seeded {args.n:,} conversations, {args.n * args.posts:,} mentions in {elapsed:.1f} s"
+        )
         started = time.perf_counter()
         app = create_app(runtime, {"TESTING": True, "WTF_CSRF_ENABLED": False})
         print(f"console start (SLA backfill, ANALYZE) {time.perf_counter() - started:.2f} s")
