@@ -13,9 +13,12 @@ of those needs to know about them. The event log stays the source of truth
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, attributes, sessionmaker
 
 from otklik.models import CaseEvent, Conversation, EventKind, Mention, Score, Status
@@ -111,21 +114,59 @@ def _set_due(conversation: Conversation, policy: SlaPolicy | None) -> None:
     conversation.sla_due_at, conversation.sla_risk_at = due_of(conversation, policy)
 
 
-def backfill(session: Session, policy: SlaPolicy | None, batch: int = 2000) -> int:
+def backfill(session: Session, policy: SlaPolicy | None, batch: int = 5000) -> int:
     """Fill the SLA times of open conversations that have none (after an upgrade)."""
-    if policy is None:
+    return recompute(session, policy, only_missing=True, batch=batch)
+
+
+def recompute(
+    session: Session, policy: SlaPolicy | None, only_missing: bool = False, batch: int = 5000
+) -> int:
+    """Recompute the SLA times of open conversations (all, or only those without one).
+
+    Bulk updates by primary key, in id order, so a changed policy reaches 100,000 open
+    conversations in a few seconds without loading them as objects.
+    """
+    if policy is None and only_missing:
         return 0
-    done = 0
-    while True:
-        rows = session.scalars(
-            select(Conversation)
-            .where(Conversation.sla_risk_at.is_(None), Conversation.status != Status.RESOLVED)
-            .limit(batch)
-        ).all()
-        for conversation in rows:
-            _refresh_cycle(conversation)
-            _set_due(conversation, policy)
-        session.flush()
-        done += len(rows)
-        if len(rows) < batch or all(c.sla_risk_at is None for c in rows):
-            return done
+    c = Conversation
+    query = (
+        select(c.id, c.platform, c.priority, c.opened_at, c.cycle_started_at, c.cycle_responded_at)
+        .where(c.status != Status.RESOLVED)
+        .order_by(c.id)
+        .limit(batch)
+    )
+    if only_missing:
+        query = query.where(c.sla_risk_at.is_(None))
+    done, last = 0, 0
+    while rows := session.execute(query.where(c.id > last)).all():
+        session.execute(update(Conversation), [_due_row(row, policy) for row in rows])
+        done, last = done + len(rows), rows[-1].id
+    return done
+
+
+def _due_row(row: Any, policy: SlaPolicy | None) -> dict[str, Any]:
+    started = row.cycle_started_at or row.opened_at
+    found = None
+    if policy is not None:
+        cycle = Cycle(started, row.cycle_responded_at, None)
+        found = due_and_risk(cycle, policy, row.platform, row.priority or 0)
+    due, risk = found if found is not None else (None, None)
+    return {"id": row.id, "cycle_started_at": started, "sla_due_at": due, "sla_risk_at": risk}
+
+
+def sync_policy(session: Session, policy: SlaPolicy | None, marker: Path) -> int:
+    """Recompute every open conversation's SLA times when the policy differs from last time.
+
+    ``marker`` keeps a fingerprint of the policy the stored times were computed with; without
+    this, changed targets or business hours would reach a conversation only when it changes.
+    Otherwise only conversations without times are filled. Returns how many were updated.
+    """
+    fingerprint = hashlib.sha256(repr(policy).encode()).hexdigest()
+    previous = marker.read_text().strip() if marker.exists() else None
+    if previous == fingerprint:
+        return backfill(session, policy)
+    updated = recompute(session, policy)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(fingerprint + "\n")
+    return updated

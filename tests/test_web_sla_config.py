@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -47,3 +49,20 @@ def test_new_conversations_are_due_in_business_time(runtime) -> None:
             minutes = 480  # unscored: priority 0, low band
             due = add_business_time(conversation.opened_at, minutes, hours)
             assert conversation.sla_due_at == due
+
+
+def test_a_changed_policy_reaches_every_open_conversation_at_start(tmp_path, runtime, app) -> None:
+    from config import load_settings
+    from otklik.runtime import Runtime
+    from tests.conftest import KeywordScorer, hermetic_environ
+    from web import create_app
+
+    run_source(runtime, "demo")
+    around_the_clock = write_config(tmp_path, extra="")  # the same var/ and database
+    settings = load_settings(around_the_clock, environ=hermetic_environ())
+    changed = Runtime.from_settings(settings, scorer_factory=lambda _s: KeywordScorer())
+    create_app(changed, {"TESTING": True})
+    with changed.sessions() as session:
+        for conversation in session.scalars(select(Conversation)):
+            assert conversation.sla_due_at == conversation.opened_at + timedelta(minutes=480)
+    changed.engine.dispose()

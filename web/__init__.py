@@ -79,14 +79,15 @@ def runtime_of(app: Flask) -> Runtime:
 
 
 def _backfill(runtime: Runtime, policy: Any) -> None:
-    """Fill SLA due times missing after an upgrade (a no-op once done); refresh SQLite stats.
+    """Bring SLA due times in line with the policy (after an upgrade or a config change).
 
-    Without planner statistics SQLite filters the inbox through the status index and sorts
-    every open conversation (~100 ms at 100,000); with them it walks the sort index and stops
-    after one page. Only the conversations table is analysed (tens of ms per 100,000 rows).
+    Then refresh SQLite's statistics: without them SQLite filters the inbox through the status
+    index and sorts every open conversation (~100 ms at 100,000); with them it walks the sort
+    index and stops after one page. Only the conversations table is analysed (tens of ms per
+    100,000 rows).
     """
     with db.transaction(runtime.sessions) as session:
-        inbox_index.backfill(session, policy)
+        inbox_index.sync_policy(session, policy, runtime.settings.var_path / "sla-policy.sha256")
     if runtime.engine.dialect.name == "sqlite":
         with runtime.engine.begin() as connection:
             connection.exec_driver_sql("ANALYZE conversations")
