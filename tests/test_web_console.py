@@ -342,6 +342,8 @@ def test_bulk_assign_resolve_and_tag(runtime, client, demo) -> None:
     assert set(_rows(client.get("/?status=resolved&tag=shop").get_data(as_text=True))) == set(ids)
     off_site = client.post("/bulk", data={"action": "resolve", "ids": ids, "back": "//evil.x"})
     assert off_site.headers["Location"] == "/"
+    backslash = client.post("/bulk", data={"action": "resolve", "ids": ids, "back": "/\\evil.x"})
+    assert backslash.headers["Location"] == "/"
 
 
 def test_presence_shows_who_else_is_viewing_and_typing(app, demo) -> None:

@@ -106,7 +106,7 @@ def login():  # type: ignore[no-untyped-def]
     throttle.succeeded(keys)
     session.clear()
     session["user_id"] = user_id
-    return redirect(_safe_next(request.args.get("next")))
+    return redirect(safe_next(request.args.get("next")))
 
 
 def _audit_login(user: User | None, action: str, username: str) -> None:
@@ -125,8 +125,8 @@ def logout():  # type: ignore[no-untyped-def]
     return redirect(url_for("auth.login"))
 
 
-def _safe_next(target: str | None) -> str:
-    """Only same-site relative paths; anything else goes to the inbox."""
+def safe_next(target: str | None) -> str:
+    """Only same-site relative paths (no '//' or '\\' tricks); anything else: the inbox."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return url_for("inbox.index")

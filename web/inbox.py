@@ -36,7 +36,7 @@ from otklik.inbox_query import (
 )
 from otklik.models import Brand, Conversation, Mention, SavedView, User, utcnow
 from otklik.sla import SlaClock
-from web.auth import can, db_user
+from web.auth import can, db_user, safe_next
 from web.views import clock_for_row
 
 bp = Blueprint("inbox", __name__)
@@ -198,7 +198,4 @@ def _apply_bulk(session: Session, action: str, ids: list[int]) -> int:
 
 def _back() -> str:
     """The inbox URL the form was posted from (same-site only)."""
-    target = request.form.get("back", "")
-    return (
-        target if target.startswith("/") and not target.startswith("//") else url_for("inbox.index")
-    )
+    return safe_next(request.form.get("back"))
