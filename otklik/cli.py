@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 
 from config import ConfigError, Settings, load_settings
-from otklik import db
 from otklik.runtime import Runtime
 
 
@@ -80,17 +77,3 @@ def run_all(runtime: Runtime, host: str, port: int) -> None:
     # Load the model before serving so the first scoring run is not slowed by it.
     threading.Thread(target=lambda: runtime.scorer, name="load-scorer", daemon=True).start()
     serve(runtime, host, port)
-
-
-def default_config_path() -> Path | None:
-    """The demo configuration shipped with the package, used by `otklik run --demo`."""
-    path = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
-    return path if path.exists() else None
-
-
-def env_flag(name: str) -> bool:
-    """True when the environment variable is set to a truthy value."""
-    return os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
-
-
-__all__ = ["db", "main", "make_runtime", "progress"]
