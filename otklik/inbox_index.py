@@ -48,6 +48,8 @@ def refresh_pending(session: Session, policy: SlaPolicy | None) -> None:
             conversation = _apply_score(session, obj)
         elif isinstance(obj, CaseEvent) and obj.kind == EventKind.REPLIED:
             conversation = _apply_reply(session, obj)
+        elif isinstance(obj, CaseEvent) and obj.kind == "merged":
+            conversation = _apply_merge(session, obj)
         else:
             conversation = obj if isinstance(obj, Conversation) else None
         if conversation is not None:
@@ -79,10 +81,31 @@ def _apply_reply(session: Session, replied: CaseEvent) -> Conversation | None:
     return conversation
 
 
+def _apply_merge(session: Session, merged: CaseEvent) -> Conversation | None:
+    """``otklik.merge`` folded another conversation into this one: fold its flags and cycle."""
+    keep = session.get(Conversation, merged.conversation_id)
+    other = session.get(Conversation, (merged.data or {}).get("merged", 0))
+    if keep is None or other is None:
+        return keep
+    keep.has_complaint = bool(keep.has_complaint or other.has_complaint)
+    keep.has_question = bool(keep.has_question or other.has_question)
+    if other.sentiment and (not keep.sentiment or other.last_customer_at >= keep.last_customer_at):
+        keep.sentiment, keep.language = other.sentiment, other.language  # its post is newest
+    starts = [t for t in (keep.cycle_started_at, other.cycle_started_at) if t is not None]
+    if starts:
+        keep.cycle_started_at = min(starts)
+    answered = [t for t in (keep.cycle_responded_at, other.cycle_responded_at) if t is not None]
+    keep.cycle_responded_at = min(answered) if answered else None
+    return keep
+
+
 def _refresh_cycle(conversation: Conversation) -> None:
     """A new conversation starts its first cycle; a reopened one starts a new cycle."""
     if conversation.cycle_started_at is None:
         conversation.cycle_started_at = conversation.opened_at
+    opened = attributes.get_history(conversation, "opened_at")
+    if opened.deleted and conversation.cycle_started_at in opened.deleted:
+        conversation.cycle_started_at = conversation.opened_at  # an older post of the thread
     status = attributes.get_history(conversation, "status")
     reopened = "resolved" in (status.deleted or ()) and conversation.status != Status.RESOLVED
     if reopened and not attributes.get_history(conversation, "cycle_started_at").has_changes():

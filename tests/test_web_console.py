@@ -161,7 +161,9 @@ def test_status_flow_and_reopen_on_a_new_customer_post(runtime, client, demo) ->
         assert conversation.cycle_started_at == follow_up.created_at
         assert conversation.sla_due_at is not None
         events = session.scalars(
-            select(CaseEvent).where(CaseEvent.conversation_id == conversation_id)
+            select(CaseEvent)
+            .where(CaseEvent.conversation_id == conversation_id)
+            .order_by(CaseEvent.at, CaseEvent.id)
         ).all()
         kinds = [e.kind for e in events]
         assert kinds.count("status_changed") == 2 and "reopened" in kinds
@@ -379,3 +381,37 @@ def test_an_inbox_row_shows_the_newest_customer_post_and_the_count(runtime, clie
     html = client.get("/").get_data(as_text=True)
     row = html.split(f'data-id="{demo["mira_k"]}"')[1].split("</tr>")[0]
     assert "Still nothing. 1h30 late" in row and "(2 posts)" in row
+
+
+def _post(external_id: str, parent: str | None, minutes_ago: int, text: str) -> RawMention:
+    return RawMention(
+        platform="demo",
+        external_id=external_id,
+        url="",
+        author_external_id="u-merge",
+        author_handle="merge_me",
+        text=text,
+        created_at=utcnow() - timedelta(minutes=minutes_ago),
+        parent_external_id=parent,
+    )
+
+
+def test_merged_halves_of_a_thread_keep_their_inbox_flags_and_sla_start(runtime) -> None:
+    late_reply = _post("m-r2", "m-r1", 10, "I want a refund, still late")  # stored first
+    root = _post("m-p", None, 30, "Hello Ladoga")
+    with db.transaction(runtime.sessions) as session:
+        store_page(session, None, None, [late_reply], utcnow())
+        store_page(session, None, None, [root], utcnow())
+    score_pending(runtime)  # the reply's half is a complaint, the root's is not
+    with db.transaction(runtime.sessions) as session:  # the linking post arrives
+        store_page(session, None, None, [_post("m-r1", "m-p", 20, "Any news?")], utcnow())
+    with runtime.sessions() as session:
+        (conversation,) = session.scalars(select(Conversation)).all()
+        assert conversation.has_complaint and conversation.sentiment == "negative"
+        assert conversation.cycle_started_at == conversation.opened_at == root.created_at
+        events = session.scalars(
+            select(CaseEvent)
+            .where(CaseEvent.conversation_id == conversation.id)
+            .order_by(CaseEvent.at, CaseEvent.id)
+        ).all()
+        assert cycle_from_events((e.kind, e.at, e.data) for e in events) == cycle_of(conversation)
