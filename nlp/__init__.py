@@ -56,20 +56,34 @@ def build_encoder(target_dir: Path, progress=print) -> Path:
 def info(encoder_dir: Path, heads_dir: Path | None = None) -> dict:
     """What :func:`load_scorer` would load, without loading the model.
 
-    Returns the encoder fingerprint (``None`` if not built), the model version string
-    and the heads' version, threshold and held-out figures.
+    Returns the encoder fingerprint (``None`` if not built), the backend that would run
+    it, the model version string, and the heads' version, directory, feature layers,
+    thresholds and held-out figures (per-sentence predictions left out).
     """
+    from nlp.encoder import DEFAULT_MAX_LENGTH, has_onnx
     from nlp.encoder_build import read_fingerprint
-    from nlp.heads import Heads
+    from nlp.heads import DEFAULT_HEADS_DIR, Heads
     from nlp.scorer import encoder_tag
 
     heads = Heads.load(heads_dir)
     figures = dict(heads.meta.get("figures", {}))
-    figures.get("ru_handlabelled", {}).pop("predictions", None)
+    if "ru_handlabelled" in figures:
+        figures["ru_handlabelled"] = {
+            k: v for k, v in figures["ru_handlabelled"].items() if k != "predictions"
+        }
+    backend = "onnx-int8" if has_onnx(Path(encoder_dir)) else "torch-fp32"
+    training = heads.meta.get("training", {})
     return {
         "encoder_fingerprint": read_fingerprint(Path(encoder_dir)),
-        "model_version": f"{encoder_tag(Path(encoder_dir))}+heads.{heads.version}",
+        "backend": backend,
+        "max_length": DEFAULT_MAX_LENGTH,
+        "model_version": f"{encoder_tag(Path(encoder_dir), backend)}+heads.{heads.version}",
         "heads_version": heads.version,
+        "heads_dir": str(Path(heads_dir) if heads_dir else DEFAULT_HEADS_DIR),
+        "heads_trained_on": training.get("encoder_backend"),
+        "feature_layers": list(heads.feature_layers),
         "complaint_threshold": heads.complaint_threshold,
+        "complaint_prob": training.get("complaint_prob"),
+        "complaint_type_min_similarity": heads.type_min_similarity,
         "figures": figures,
     }

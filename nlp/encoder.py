@@ -265,12 +265,15 @@ class OnnxEncoder(Encoder):
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # No busy-waiting between ops: measured a little faster here, and it leaves the
+        # CPU to the web server and collectors in between batches.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(
             str(path / ONNX_NAME), options, providers=["CPUExecutionProvider"]
         )
         return cls(
             session,
-            load_tokenizer(path),
+            load_tokenizer(path, light=True),
             n_layers=int(config["num_hidden_layers"]),
             dim=int(config["hidden_size"]),
             **kwargs,
@@ -281,8 +284,51 @@ class OnnxEncoder(Encoder):
         return self.session.run(["pooled"], feed)[0]
 
 
-def load_tokenizer(path: Path):
-    """The fast tokenizer saved in an encoder directory (local files only)."""
+class LightTokenizer:
+    """The encoder directory's ``tokenizer.json`` run by the ``tokenizers`` library alone.
+
+    Gives the same ids as transformers' ``AutoTokenizer`` for what :class:`Encoder`
+    needs, without importing transformers and torch (about 550 MB less peak memory).
+    """
+
+    def __init__(self, path: Path) -> None:
+        import json
+
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
+        self._tok.no_padding()
+        config = json.loads((Path(path) / "tokenizer_config.json").read_text())
+        pad = config.get("pad_token", "<pad>")
+        pad = pad.get("content", "<pad>") if isinstance(pad, dict) else pad
+        self.pad_token_id = self._tok.token_to_id(pad)
+        self._max_length: int | None = None
+
+    def __call__(
+        self,
+        texts: list[str],
+        truncation: bool = True,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        add_special_tokens: bool = True,
+    ) -> dict[str, list[list[int]]]:
+        wanted = max_length if truncation else None
+        if wanted != self._max_length:
+            if wanted is None:
+                self._tok.no_truncation()
+            else:
+                self._tok.enable_truncation(max_length=wanted)
+            self._max_length = wanted
+        encodings = self._tok.encode_batch(texts, add_special_tokens=add_special_tokens)
+        return {"input_ids": [e.ids for e in encodings]}
+
+
+def load_tokenizer(path: Path, light: bool = False):
+    """The tokenizer saved in an encoder directory (local files only).
+
+    ``light=True`` gives a :class:`LightTokenizer` (no transformers import).
+    """
+    if light:
+        return LightTokenizer(Path(path))
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
