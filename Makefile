@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/demo.toml
 
-.PHONY: run test lint bench setup browser clean
+.PHONY: run test lint bench bench-nlp setup browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_inbox.py
+
+bench-nlp: setup
+	$(BIN)/python benchmarks/bench_nlp.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
