@@ -83,9 +83,33 @@ def state_label(state: str) -> str:
     return labels.get(state, state)
 
 
+def event_label(kind: str) -> str:
+    """An event kind of the conversation log in the user's language."""
+    labels = {
+        "opened": _("opened"),
+        "customer_posted": _("customer posted"),
+        "assigned": _("assigned"),
+        "reply_queued": _("reply queued"),
+        "replied": _("replied on the platform"),
+        "reply_failed": _("reply failed"),
+        "reply_retried": _("reply retried"),
+        "status_changed": _("status changed"),
+        "reopened": _("reopened"),
+        "escalated": _("escalated"),
+        "merged": _("merged"),
+        "note_added": _("note added"),
+        "tagged": _("tagged"),
+        "untagged": _("tag removed"),
+        "score_corrected": _("score corrected"),
+    }
+    return labels.get(kind, kind)
+
+
 def register_filters(app: Flask) -> None:
     """Install the Jinja filters and globals the templates use."""
-    app.jinja_env.filters.update(ago=ago, duration=duration, sla_state=state_label)
+    app.jinja_env.filters.update(
+        ago=ago, duration=duration, sla_state=state_label, event_label=event_label
+    )
     from web.auth import can
 
     app.jinja_env.globals.update(reply_limit=reply_limit, can=can)
