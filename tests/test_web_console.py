@@ -415,3 +415,13 @@ def test_merged_halves_of_a_thread_keep_their_inbox_flags_and_sla_start(runtime)
             .order_by(CaseEvent.at, CaseEvent.id)
         ).all()
         assert cycle_from_events((e.kind, e.at, e.data) for e in events) == cycle_of(conversation)
+
+
+def test_template_variables_are_plain_substitution() -> None:
+    from otklik.templates_store import render, unknown_variables
+
+    values = {"author": "{brand}", "brand": "Ladoga"}
+    assert render("Hi {author}, {brand} {author.__class__} {0} {x}", values) == (
+        "Hi {brand}, Ladoga {author.__class__} {0} {x}"
+    )
+    assert unknown_variables("{author} {agent} {secret_key}") == ["secret_key"]
