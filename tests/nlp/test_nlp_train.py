@@ -18,10 +18,17 @@ def test_train_heads_writes_loadable_reproducible_heads(tiny_encoder_dir, tmp_pa
     assert 0.0 <= figures["heldout"]["sentiment_macro_f1"] <= 1.0
     assert figures["heldout_company"]["company"] == "jetblue"
     assert figures["ru_handlabelled"]["n"] >= 100
-    assert any("epoch 8/8" in m for m in messages)
+    assert any("sentiment #3: epoch 8/8" in m for m in messages)
     a, b = Heads.load(tmp_path / "a"), Heads.load(tmp_path / "b")
-    np.testing.assert_array_equal(a.sentiment.w1, b.sentiment.w1)
-    np.testing.assert_array_equal(a.complaint.w2, b.complaint.w2)
+    for ma, mb in zip(
+        a.sentiment.members + a.complaint.members,
+        b.sentiment.members + b.complaint.members,
+        strict=True,
+    ):
+        np.testing.assert_array_equal(ma.w1, mb.w1)
+        np.testing.assert_array_equal(ma.w2, mb.w2)
+    assert len(a.sentiment.members) == 3
+    assert not np.array_equal(a.sentiment.members[0].w1, a.sentiment.members[1].w1)
     assert a.complaint_threshold == b.complaint_threshold
     assert a.feature_layers == (1, 2)
     assert a.meta["training"]["encoder_fingerprint"]["tag"].startswith("tiny-random-bert")
