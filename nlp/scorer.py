@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -102,5 +103,13 @@ def load_encoder_scorer(
     """
     heads = Heads.load(heads_dir)
     encoder = load_encoder(Path(encoder_dir), backend, threads=threads)
+    trained_on = heads.meta.get("training", {}).get("encoder_backend")
+    record = read_fingerprint(Path(encoder_dir)) or {}
+    if trained_on and trained_on != encoder.backend and record.get("source_sha256"):
+        logging.getLogger(__name__).warning(
+            "heads were trained on the %s encoder but %s runs it (run `otklik nlp build`)",
+            trained_on,
+            encoder.backend,
+        )
     version = f"{encoder_tag(Path(encoder_dir), encoder.backend)}+heads.{heads.version}"
     return EncoderScorer(encoder, heads, version)

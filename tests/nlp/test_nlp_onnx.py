@@ -53,3 +53,19 @@ def test_scorer_runs_on_the_onnx_encoder(onnx_dir) -> None:
     assert ".int8+heads." in scorer.model_version
     scores = scorer.score(TEXTS)
     assert len(scores) == 4 and all(0.0 <= s.complaint_prob <= 1.0 for s in scores)
+
+
+def test_running_int8_heads_on_the_float_model_is_logged(tiny_encoder_dir, tmp_path, caplog):
+    import json
+    import logging
+    import shutil
+
+    from nlp import load_scorer
+
+    target = tmp_path / "encoder"
+    shutil.copytree(tiny_encoder_dir, target)
+    (target / "FINGERPRINT").write_text(json.dumps({"source_sha256": "ab" * 32}))
+    with caplog.at_level(logging.WARNING, logger="nlp.scorer"):
+        scorer = load_scorer(target)
+    assert scorer.encoder.backend == "torch-fp32"
+    assert "otklik nlp build" in caplog.text
