@@ -34,6 +34,7 @@ def _log_in(page: Page, base: str, username: str = "agent", heading: str = "Inbo
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     expect(page.locator("h1")).to_have_text(heading)
+    page.wait_for_load_state()
 
 
 def test_log_in_read_the_inbox_and_reply_once_despite_a_double_click(
@@ -88,6 +89,7 @@ def test_filter_open_apply_a_template_reply_once_resolve_and_watch_the_sla_clock
 
     rows.first.locator("td.text a").click()
     expect(page.locator("h1 .sla")).to_contain_text("on track")
+    page.wait_for_load_state()  # the deferred script handles the template menu
     options = page.locator(".template-select option")
     expect(options.nth(1)).to_have_text("apology (ru)")  # the conversation's language first
     page.select_option(".template-select", index=1)
@@ -139,12 +141,16 @@ def test_keyboard_shortcuts_move_assign_and_resolve(live_server: str, page: Page
     second_id = rows.nth(1).get_attribute("data-id")
     page.keyboard.press("o")
     expect(page).to_have_url(re.compile(rf"/conversations/{second_id}$"))
+    page.wait_for_load_state()  # keys reach the deferred script only once it has run
     page.keyboard.press("a")
     expect(page.locator(".assign-form .assignee")).to_have_text("agent")
+    page.wait_for_load_state()
     page.keyboard.press("e")
     expect(page.locator("h1 .status")).to_have_text("resolved")
+    page.wait_for_load_state()
     page.keyboard.press("n")
     expect(page).not_to_have_url(re.compile(rf"/conversations/{second_id}$"))
+    page.wait_for_load_state()
     page.keyboard.press("r")
     expect(page.locator(".reply-box textarea")).to_be_focused()
     with runtime.sessions() as session:
