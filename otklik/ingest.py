@@ -195,6 +195,17 @@ def _attach_customer_post(
     if conversation.status == Status.RESOLVED:
         conversation.status, conversation.resolved_at = Status.OPEN, None
         _event(session, conversation, EventKind.REOPENED, now, mention)
+    elif conversation.status == Status.PENDING:  # we were waiting for the customer: they answered
+        conversation.status = Status.OPEN
+        session.add(
+            CaseEvent(
+                conversation_id=conversation.id,
+                kind=EventKind.STATUS_CHANGED,
+                at=now,
+                actor="system",
+                data={"from": str(Status.PENDING), "to": str(Status.OPEN)},
+            )
+        )
 
 
 def _attach_brand_post(session: Session, conversation: Conversation, mention: Mention) -> None:

@@ -149,3 +149,14 @@ def test_merging_moves_everything_that_points_at_the_merged_conversation(runtime
         assert session.scalar(select(CaseEvent.data).where(CaseEvent.kind == "merged")) == {
             "merged": x
         }
+
+
+def test_a_customer_answer_moves_a_pending_conversation_back_to_open(runtime) -> None:
+    store(runtime, [raw("1", "order late")])
+    with db.transaction(runtime.sessions) as session:
+        session.scalar(select(Conversation)).status = Status.PENDING
+    store(runtime, [raw("2", "here is my order number", parent="1", minutes=3)])
+    with runtime.sessions() as session:
+        assert session.scalar(select(Conversation)).status == Status.OPEN
+        change = session.scalar(select(CaseEvent).where(CaseEvent.kind == "status_changed"))
+        assert change.data == {"from": "pending", "to": "open"} and change.actor == "system"
