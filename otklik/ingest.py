@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from otklik.casework import log_event
 from otklik.domain import RawMention
 from otklik.merge import merge_conversations
 from otklik.models import (
@@ -196,16 +197,9 @@ def _attach_customer_post(
         conversation.status, conversation.resolved_at = Status.OPEN, None
         _event(session, conversation, EventKind.REOPENED, now, mention)
     elif conversation.status == Status.PENDING:  # we were waiting for the customer: they answered
+        changed = {"from": str(Status.PENDING), "to": str(Status.OPEN)}
+        log_event(session, conversation, EventKind.STATUS_CHANGED, None, now, **changed)
         conversation.status = Status.OPEN
-        session.add(
-            CaseEvent(
-                conversation_id=conversation.id,
-                kind=EventKind.STATUS_CHANGED,
-                at=now,
-                actor="system",
-                data={"from": str(Status.PENDING), "to": str(Status.OPEN)},
-            )
-        )
 
 
 def _attach_brand_post(session: Session, conversation: Conversation, mention: Mention) -> None:

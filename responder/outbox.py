@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from otklik import db
+from otklik.casework import log_event
 from otklik.domain import ConnectorError, RateLimited, RawMention, TransientError
 from otklik.faults import crash_point
 from otklik.ingest import upsert_author
@@ -95,16 +96,8 @@ def queue_reply(
 def _change_status(
     session: Session, conversation: Conversation, status: Status, now: datetime, user: User | None
 ) -> None:
-    session.add(
-        CaseEvent(
-            conversation_id=conversation.id,
-            kind=EventKind.STATUS_CHANGED,
-            at=now,
-            actor_id=user.id if user else None,
-            actor=user.username if user else "system",
-            data={"from": conversation.status, "to": str(status)},
-        )
-    )
+    changed = {"from": conversation.status, "to": str(status)}
+    log_event(session, conversation, EventKind.STATUS_CHANGED, user, now, **changed)
     conversation.status = status
 
 
