@@ -60,8 +60,10 @@ def hermetic_environ(**extra: str) -> dict[str, str]:
     return {**environ, **extra}
 
 
-def write_config(tmp_path: Path, extra: str = "", page_size: int = 6) -> Path:
-    """A demo configuration whose var/ lies under ``tmp_path``."""
+def write_config(
+    tmp_path: Path, extra: str = "", page_size: int = 6, demo_interval_seconds: int = 5
+) -> Path:
+    """A demo configuration whose var/ lies under ``tmp_path``; ``extra`` is appended."""
     path = tmp_path / "otklik.toml"
     path.write_text(
         textwrap.dedent(
@@ -82,7 +84,7 @@ def write_config(tmp_path: Path, extra: str = "", page_size: int = 6) -> Path:
             platform = "demo"
             brand = "Ladoga Coffee"
             query = "ladoga"
-            interval_seconds = 5
+            interval_seconds = {demo_interval_seconds}
 
             [sources.settings]
             page_size = {page_size}

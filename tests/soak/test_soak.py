@@ -37,7 +37,7 @@ from otklik.collect import run_source
 from otklik.faults import CRASH_EXIT_CODE
 from otklik.models import Mention, Score, Source
 from otklik.runtime import Runtime
-from tests.conftest import REPO, KeywordScorer, hermetic_environ
+from tests.conftest import REPO, KeywordScorer, hermetic_environ, write_config
 
 SOAK_SECONDS = float(os.environ.get("OTKLIK_SOAK_SECONDS", "60"))
 SEED = int(os.environ.get("OTKLIK_SOAK_SEED", "20261123"))
@@ -73,31 +73,8 @@ QUERIES = {"twitter-overlap": "ladoga OR coffee"}
 
 
 def write_soak_config(tmp_path: Path, base_url: str) -> Path:
-    """Like ``tests.conftest.write_config``: the demo source plus the five platforms."""
-    text = textwrap.dedent(
-        f"""
-        var_dir = "{tmp_path / "var"}"
-
-        [scheduler]
-        score_interval_seconds = 1
-        outbox_interval_seconds = 1
-
-        [[brands]]
-        name = "Ladoga Coffee"
-        keywords = ["ladoga"]
-        handles = ["ladogacoffee"]
-
-        [[sources]]
-        name = "demo"
-        platform = "demo"
-        brand = "Ladoga Coffee"
-        query = "ladoga"
-        interval_seconds = 1
-
-        [sources.settings]
-        page_size = 6
-        """
-    )
+    """``tests.conftest.write_config`` (demo every second) plus the five platforms."""
+    text = ""
     for name, (platform, settings) in SOURCES.items():
         text += textwrap.dedent(
             f"""
@@ -115,9 +92,7 @@ def write_soak_config(tmp_path: Path, base_url: str) -> Path:
         for key, value in settings.items():
             rendered = value.format(base=base_url) if isinstance(value, str) else value
             text += f"{key} = {rendered!r}\n".replace("'", '"')
-    path = tmp_path / "otklik.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return write_config(tmp_path, extra=text, demo_interval_seconds=1)
 
 
 class SimulatedCrash(Exception):  # noqa: N818 - it stands for the process dying
