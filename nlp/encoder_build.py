@@ -253,20 +253,23 @@ def tokenizer_json(model: Q4Model) -> dict:
     }
 
 
+# XLM-R's special tokens, as transformers names them (shared with nlp.testing's tiny tokenizer).
+SPECIAL_TOKENS = {
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+    "pad_token": "<pad>",
+    "cls_token": "<s>",
+    "sep_token": "</s>",
+}
+
+
 def _write_tokenizer(model: Q4Model, out: Path) -> None:
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer.from_str(json.dumps(tokenizer_json(model), ensure_ascii=False))
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        cls_token="<s>",
-        sep_token="</s>",
-        mask_token="<mask>",
-        model_max_length=model.max_pos,
+        tokenizer_object=tok, mask_token="<mask>", model_max_length=model.max_pos, **SPECIAL_TOKENS
     )
     fast.save_pretrained(str(out))

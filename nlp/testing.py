@@ -20,7 +20,7 @@ import json
 import string
 from pathlib import Path
 
-from nlp.encoder_build import FINGERPRINT
+from nlp.encoder_build import FINGERPRINT, SPECIAL_TOKENS
 
 TINY_TAG = "tiny-random-bert"
 _SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
@@ -49,16 +49,7 @@ def build_tiny_tokenizer():
         special_tokens=[("<s>", vocab["<s>"]), ("</s>", vocab["</s>"])],
     )
     tok.decoder = decoders.WordPiece()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        cls_token="<s>",
-        sep_token="</s>",
-        model_max_length=512,
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=512, **SPECIAL_TOKENS)
 
 
 def build_tiny_encoder(target_dir: Path, seed: int = 0, layers: int = 1) -> Path:

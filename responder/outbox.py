@@ -22,7 +22,6 @@ from otklik.faults import crash_point
 from otklik.ingest import upsert_author
 from otklik.models import (
     Brand,
-    CaseEvent,
     Conversation,
     EventKind,
     Mention,
@@ -78,16 +77,7 @@ def queue_reply(
     except IntegrityError:  # a concurrent request with the same key won the race
         winner = session.scalar(select(Reply).where(Reply.idempotency_key == idempotency_key))
         raise DuplicateReply(winner.id if winner else 0) from None
-    session.add(
-        CaseEvent(
-            conversation_id=conversation.id,
-            kind=EventKind.REPLY_QUEUED,
-            at=now,
-            actor_id=user.id,
-            actor=user.username,
-            data={"reply_id": reply.id},
-        )
-    )
+    log_event(session, conversation, EventKind.REPLY_QUEUED, user, now, reply_id=reply.id)
     if conversation.status == Status.NEW:
         _change_status(session, conversation, Status.OPEN, now, user)
     return reply
@@ -198,15 +188,14 @@ def _record_sent(runtime: Runtime, reply_id: int, external_id: str, now: datetim
         if conversation.first_response_at is None:
             conversation.first_response_at = now
         user = reply.user
-        session.add(
-            CaseEvent(
-                conversation_id=conversation.id,
-                kind=EventKind.REPLIED,
-                at=now,
-                actor_id=reply.user_id,
-                actor=user.username if user else "system",
-                data={"reply_id": reply.id, "external_id": external_id},
-            )
+        log_event(
+            session,
+            conversation,
+            EventKind.REPLIED,
+            user,
+            now,
+            reply_id=reply.id,
+            external_id=external_id,
         )
         _store_own_post(session, reply, external_id, now)
 
@@ -265,13 +254,14 @@ def _record_send_failure(runtime: Runtime, reply_id: int, exc: Exception, now: d
             reply.state, reply.next_attempt_at = ReplyState.QUEUED, now + timedelta(seconds=delay)
             return
         reply.state = ReplyState.FAILED
-        session.add(
-            CaseEvent(
-                conversation_id=reply.conversation_id,
-                kind=EventKind.REPLY_FAILED,
-                at=now,
-                actor="system",
-                data={"reply_id": reply.id, "error": reply.error},
-            )
+        conversation = session.get(Conversation, reply.conversation_id)
+        log_event(
+            session,
+            conversation,
+            EventKind.REPLY_FAILED,
+            None,
+            now,
+            reply_id=reply.id,
+            error=reply.error,
         )
     log.warning("reply %s failed: %s: %s", reply_id, type(exc).__name__, exc)
