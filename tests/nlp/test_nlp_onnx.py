@@ -69,3 +69,36 @@ def test_running_int8_heads_on_the_float_model_is_logged(tiny_encoder_dir, tmp_p
         scorer = load_scorer(target)
     assert scorer.encoder.backend == "torch-fp32"
     assert "otklik nlp build" in caplog.text
+
+
+def test_top_layer_inputs_come_from_the_int8_graph(onnx_dir) -> None:
+    from transformers import AutoModel
+
+    from nlp.finetune import _pad, torch_layer_input_reader
+    from nlp.onnx_export import layer_input_reader
+
+    encoder = Encoder.from_dir(onnx_dir)
+    ids, mask = _pad(encoder.token_ids(TEXTS), encoder.pad_id)
+    fast = layer_input_reader(onnx_dir, 1, n_layers=2)(ids.numpy(), mask.numpy())
+    model = AutoModel.from_pretrained(str(onnx_dir), local_files_only=True)
+    cosines = []
+    for layer in (1, 2):  # the graph's layer-1 input matches torch's hidden state 1 only
+        slow = torch_layer_input_reader(model, layer)(ids.numpy(), mask.numpy())
+        assert fast.shape == slow.shape
+        a, b = fast[mask.numpy() == 1], slow[mask.numpy() == 1]
+        cosines.append(float((a * b).sum() / np.linalg.norm(a) / np.linalg.norm(b)))
+    assert cosines[0] > 0.999 and cosines[0] > cosines[1], cosines
+    with pytest.raises(RuntimeError, match="SkipLayerNormalization"):
+        layer_input_reader(onnx_dir, 1, n_layers=3)
+
+
+def test_export_keeps_the_named_layers_in_float(onnx_dir, tmp_path) -> None:
+    import onnx
+
+    out = export_int8(onnx_dir, tmp_path / "mixed.onnx", lambda _m: None, float_layers=[1])
+    ops = {n.name: n.op_type for n in onnx.load(str(out)).graph.node}
+    assert ops["Attention_1"] == "Attention"
+    assert any(
+        name.startswith("/inner/encoder/layer.1/") and op == "MatMul" for name, op in ops.items()
+    )
+    assert "Attention_0_quant" in ops

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from nlp.encoder_build import read_fingerprint, sha256_file
+from nlp.finetune import TOP_FILE
 from nlp.heads import Heads
 from nlp.train import train_heads
 
@@ -27,8 +30,18 @@ def test_train_heads_writes_loadable_reproducible_heads(tiny_encoder_dir, tmp_pa
     ):
         np.testing.assert_array_equal(ma.w1, mb.w1)
         np.testing.assert_array_equal(ma.w2, mb.w2)
-    assert len(a.sentiment.members) == 3
+    # Three MLPs plus the fine-tuned linear head, which reads only the last layer's slice.
+    assert len(a.sentiment.members) == 4
+    assert a.sentiment.weights == pytest.approx([1 / 6, 1 / 6, 1 / 6, 0.5])
+    tuned = a.sentiment.members[3]
+    assert tuned.w1 is None and not tuned.w2[:, :384].any() and tuned.w2[:, 384:].any()
     assert not np.array_equal(a.sentiment.members[0].w1, a.sentiment.members[1].w1)
+    assert any(m.startswith("fine-tune: epoch 1/1 step") for m in messages)
+    top_a = (tmp_path / "a" / TOP_FILE).read_bytes()
+    assert top_a == (tmp_path / "b" / TOP_FILE).read_bytes()
+    record = read_fingerprint(tmp_path / "a" / "encoder")
+    assert record["top_sha256"] == sha256_file(tmp_path / "a" / TOP_FILE)
+    assert a.meta["training"]["encoder_top"]["sha256"] == record["top_sha256"]
     assert a.complaint_threshold == b.complaint_threshold
     assert a.feature_layers == (1, 2)
     assert a.meta["training"]["encoder_fingerprint"]["tag"].startswith("tiny-random-bert")
