@@ -228,7 +228,9 @@ def _write_weights(
     if top is not None:
         originals = merge_top(tensors, load_top(top), str(top))
         save_file(originals, str(out / BASE_TOP_FILE), metadata={"format": "pt"})
-        shutil.copyfile(top, out / TOP_FILE)  # what was merged, for `nlp train --heads-only`
+        shutil.copyfile(
+            top, out / TOP_FILE
+        )  # what was merged: `nlp train` without --finetune-top reuses it
         progress(f"merged {len(originals)} tuned top-layer tensors from {top}")
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")

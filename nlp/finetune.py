@@ -8,8 +8,9 @@ lower layers (and so Russian, which the tweets do not cover) stay as they were.
 Recipe (seeded; about 15 minutes on 2 cores for the 27k training tweets):
 
 1. the hidden states entering the top layers are computed once and cached (float16),
-   by the int8 graph the service runs when there is one: tuned on float32 inputs the
-   layers lost 4 points of macro-F1 when fed by the int8 lower layers;
+   by the ONNX graph the service runs when there is one, so the layers learn on the
+   inputs they will get (layers tuned on torch float32 inputs lost 2 points when fed by
+   int8 lower layers; the committed ones were tuned on inputs from int8 layers 1-9);
 2. the top layers and a linear head on the L2-normalised mean-pooled last layer
    (times :data:`SCALE`, a fixed temperature) are trained for one epoch with AdamW,
    linear warm-up and decay, class-balanced and sample-weighted cross-entropy;
@@ -190,7 +191,7 @@ def fine_tune_top(
     """Tune ``model``'s top layers (in place) and a linear head; see the module docstring.
 
     ``read_inputs(first_top_layer)`` gives the reader of the top layers' inputs (default:
-    the torch model itself; training uses the int8 graph the service runs).
+    the torch model itself; training uses the ONNX graph the service runs).
     """
     import torch
 

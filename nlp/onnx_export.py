@@ -162,8 +162,8 @@ def export_int8(
 def layer_input_reader(encoder_dir: Path, layer: int, n_layers: int):
     """``read(input_ids, mask) -> (batch, tokens, dim)``: what enters ``layer`` (0-based).
 
-    Read from the int8 graph the service runs, so the tuned top layers learn on the
-    inputs they will get (int8 lower layers move them enough to cost several points).
+    Read from the graph the service runs, so the tuned top layers learn on the inputs
+    they will get (int8 lower layers move them: cosine 0.95 to float32 at layer 10).
     Each fused layer ends in two ``SkipLayerNormalization`` nodes (after attention and
     after the feed-forward block); the second one of layer ``layer - 1`` is its input.
     """

@@ -77,13 +77,13 @@ def test_build_merges_the_top_keeps_the_original_and_tracks_the_file(tiny_q4, tm
     assert read_fingerprint(out)["top_sha256"] == sha256_file(top)
 
 
-def test_heads_only_keeps_the_encoder_and_its_tuned_head(tiny_encoder_dir, tmp_path) -> None:
+def test_retraining_heads_keeps_the_encoder_and_its_tuned_head(tiny_encoder_dir, tmp_path) -> None:
     full = tmp_path / "full"
-    train_heads(tiny_encoder_dir, full, progress=lambda _m: None, limit=200)
+    train_heads(tiny_encoder_dir, full, progress=lambda _m: None, limit=200, finetune=True)
     encoder = full / "encoder"
     stamp = (encoder / "model.safetensors").stat().st_mtime_ns
     messages: list[str] = []
-    train_heads(encoder, tmp_path / "again", progress=messages.append, limit=200, finetune=False)
+    train_heads(encoder, tmp_path / "again", progress=messages.append, limit=200)
     assert not any(m.startswith("fine-tune") for m in messages)
     assert (encoder / "model.safetensors").stat().st_mtime_ns == stamp
     again, before = Heads.load(tmp_path / "again"), Heads.load(full)
@@ -93,7 +93,7 @@ def test_heads_only_keeps_the_encoder_and_its_tuned_head(tiny_encoder_dir, tmp_p
 
 def test_scorer_refuses_heads_made_for_other_top_layers(tiny_encoder_dir, tmp_path) -> None:
     heads_dir = tmp_path / "heads"
-    train_heads(tiny_encoder_dir, heads_dir, progress=lambda _m: None, limit=200)
+    train_heads(tiny_encoder_dir, heads_dir, progress=lambda _m: None, limit=200, finetune=True)
     scorer = load_encoder_scorer(tiny_encoder_dir, heads_dir)  # picks heads_dir/encoder
     assert scorer.score(["hello world"])[0].sentiment in {"negative", "neutral", "positive"}
     tuned = load_top(heads_dir / TOP_FILE)

@@ -6,15 +6,19 @@ import numpy as np
 import pytest
 
 from nlp.encoder_build import read_fingerprint, sha256_file
-from nlp.finetune import TOP_FILE
+from nlp.finetune import TOP_FILE, load_top
 from nlp.heads import Heads
 from nlp.train import train_heads
 
 
 def test_train_heads_writes_loadable_reproducible_heads(tiny_encoder_dir, tmp_path) -> None:
     messages: list[str] = []
-    figures = train_heads(tiny_encoder_dir, tmp_path / "a", progress=messages.append, limit=300)
-    train_heads(tiny_encoder_dir, tmp_path / "b", progress=lambda _m: None, limit=300)
+    figures = train_heads(
+        tiny_encoder_dir, tmp_path / "a", progress=messages.append, limit=300, finetune=True
+    )
+    train_heads(
+        tiny_encoder_dir, tmp_path / "b", progress=lambda _m: None, limit=300, finetune=True
+    )
     held, company = figures["heldout"]["n"], figures["heldout_company"]["n"]
     training = Heads.load(tmp_path / "a").meta["training"]
     assert held + company + training["n_train_tweets"] + training["n_validation_tweets"] == 300
@@ -37,11 +41,17 @@ def test_train_heads_writes_loadable_reproducible_heads(tiny_encoder_dir, tmp_pa
     assert tuned.w1 is None and not tuned.w2[:, :384].any() and tuned.w2[:, 384:].any()
     assert not np.array_equal(a.sentiment.members[0].w1, a.sentiment.members[1].w1)
     assert any(m.startswith("fine-tune: epoch 1/1 step") for m in messages)
-    top_a = (tmp_path / "a" / TOP_FILE).read_bytes()
-    assert top_a == (tmp_path / "b" / TOP_FILE).read_bytes()
+    # Same tuned layers both times (compared as arrays: the safetensors header's metadata
+    # order is not fixed).
+    top_a, top_b = load_top(tmp_path / "a" / TOP_FILE), load_top(tmp_path / "b" / TOP_FILE)
+    assert top_a.layers.keys() == top_b.layers.keys()
+    for name, value in top_a.layers.items():
+        np.testing.assert_array_equal(value, top_b.layers[name])
+    np.testing.assert_array_equal(top_a.head_w, top_b.head_w)
     record = read_fingerprint(tmp_path / "a" / "encoder")
     assert record["top_sha256"] == sha256_file(tmp_path / "a" / TOP_FILE)
     assert a.meta["training"]["encoder_top"]["sha256"] == record["top_sha256"]
+    assert a.version == "2+top"
     assert a.complaint_threshold == b.complaint_threshold
     assert a.feature_layers == (1, 2)
     assert a.meta["training"]["encoder_fingerprint"]["tag"].startswith("tiny-random-bert")
