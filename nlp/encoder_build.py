@@ -22,7 +22,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -108,11 +109,7 @@ def build_encoder(
         progress(f"encoder at {target_dir} is up to date ({time.perf_counter() - started:.1f}s)")
         return target_dir
     progress(f"rebuilding encoder from {source} into {target_dir}")
-    target_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = target_dir.parent / f".{target_dir.name}.build-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+    with _staged(target_dir) as staging:
         model = read_q4_model(source)
         _write_weights(_state_dict(model), _config(model), staging, progress, top)
         _write_tokenizer(model, staging)
@@ -122,10 +119,6 @@ def build_encoder(
         sizes = {name: (staging / name).stat().st_size for name in REQUIRED_FILES}
         record = {**expected, "source": str(source), "sizes": sizes}
         (staging / FINGERPRINT).write_text(json.dumps(record, indent=2) + "\n")
-        shutil.rmtree(target_dir, ignore_errors=True)
-        os.replace(staging, target_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     progress(f"encoder built in {time.perf_counter() - started:.1f}s")
     return target_dir
 
@@ -142,6 +135,21 @@ def _float_layers(encoder_dir: Path, top: Path | None) -> list[int]:
     return list(
         range(int(json.loads((encoder_dir / "config.json").read_text())["num_hidden_layers"]))
     )
+
+
+@contextmanager
+def _staged(target_dir: Path) -> Iterator[Path]:
+    """A fresh staging directory next to ``target_dir`` that replaces it on success."""
+    target_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = target_dir.parent / f".{target_dir.name}.build-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        shutil.rmtree(target_dir, ignore_errors=True)
+        os.replace(staging, target_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def read_fingerprint(target_dir: Path) -> dict | None:
@@ -261,11 +269,7 @@ def rebuild_with_top(
     started = time.perf_counter()
     state = base_state(encoder_dir)
     config = json.loads((encoder_dir / "config.json").read_text())
-    target_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = target_dir.parent / f".{target_dir.name}.build-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+    with _staged(target_dir) as staging:
         _write_weights(state, config, staging, progress, top)
         rewritten = {"config.json", "model.safetensors", "model.int8.onnx", FINGERPRINT}
         for name in os.listdir(encoder_dir):  # the tokenizer's files
@@ -279,10 +283,6 @@ def rebuild_with_top(
         sizes = {n: (staging / n).stat().st_size for n in REQUIRED_FILES if (staging / n).is_file()}
         record.update(top_sha256=sha256_file(top), sizes=sizes)
         (staging / FINGERPRINT).write_text(json.dumps(record, indent=2) + "\n")
-        shutil.rmtree(target_dir, ignore_errors=True)
-        os.replace(staging, target_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     progress(f"encoder with the tuned top layers written in {time.perf_counter() - started:.1f}s")
     return target_dir
 
