@@ -270,7 +270,7 @@ def train_heads(
     layers = default_feature_layers(encoder.n_layers)
     encoder.set_feature_layers(layers)
     record = read_fingerprint(Path(encoder_dir)) or {}
-    keys = ("source_sha256", "builder_version", "tag")
+    keys = ("source_sha256", "builder_version", "top_sha256", "tag")
     tag = json.dumps({k: record[k] for k in keys if k in record}, sort_keys=True)
     progress(
         f"{len(tweets.texts)} tweets; train {len(parts['train'])}, validation "
