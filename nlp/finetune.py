@@ -11,8 +11,7 @@ Recipe (seeded; about 15 minutes on 2 cores for the 27k training tweets):
 
 1. the hidden states entering the top layers are computed once and cached (float16),
    by the ONNX graph the service runs when there is one, so the layers learn on the
-   inputs they will get (layers tuned on torch float32 inputs lost 0.5-1 point more
-   when fed by int8 lower layers than layers tuned on the int8 graph's inputs);
+   inputs they will get (int8 layers move them: cosine 0.95 to float32 at layer 10);
 2. the top layers and a linear head on the L2-normalised mean-pooled last layer
    (times :data:`SCALE`, a fixed temperature) are trained for one epoch with AdamW,
    linear warm-up and decay, class-balanced and sample-weighted cross-entropy;
