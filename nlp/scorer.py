@@ -122,17 +122,19 @@ def load_encoder_scorer(
 def check_top_matches(encoder_dir: Path, heads_dir: Path) -> None:
     """Raise ``ValueError`` if the encoder was built with other tuned top layers.
 
-    The heads read features of the encoder with *their* top layers merged; an encoder
-    directory without a recorded top (the tiny test models) is not checked.
+    The heads read features of the encoder with *their* top layers merged (none if the
+    heads directory has no top file); an encoder directory whose fingerprint records no
+    top (the tiny test models) is not checked.
     """
     record = read_fingerprint(encoder_dir) or {}
-    top = heads_dir / TOP_FILE
-    if "top_sha256" not in record or not top.is_file():
+    if "top_sha256" not in record:
         return
-    if record["top_sha256"] != sha256_file(top):
+    top = heads_dir / TOP_FILE
+    wanted = sha256_file(top) if top.is_file() else None
+    if record["top_sha256"] != wanted:
         built = (record["top_sha256"] or "none")[:12]
+        need = f"{top} ({wanted[:12]})" if wanted else "the original layers"
         raise ValueError(
             f"the encoder in {encoder_dir} was built with tuned top layers {built}, "
-            f"but the heads in {heads_dir} need {top} ({sha256_file(top)[:12]}): "
-            "run `otklik nlp build`"
+            f"but the heads in {heads_dir} need {need}: run `otklik nlp build`"
         )

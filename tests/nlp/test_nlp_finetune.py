@@ -100,3 +100,6 @@ def test_scorer_refuses_heads_made_for_other_top_layers(tiny_encoder_dir, tmp_pa
     save_top(heads_dir / TOP_FILE, TunedTop(tuned.layers, tuned.head_w * 2, tuned.head_b), {})
     with pytest.raises(ValueError, match="run `otklik nlp build`"):
         load_encoder_scorer(tiny_encoder_dir, heads_dir)
+    (heads_dir / TOP_FILE).unlink()  # heads for the original layers, encoder with tuned ones
+    with pytest.raises(ValueError, match="need the original layers"):
+        load_encoder_scorer(tiny_encoder_dir, heads_dir)
