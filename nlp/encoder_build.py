@@ -9,10 +9,11 @@ sha256 of the source file and the builder version, so repeated calls are cheap.
 The same build also writes ``model.int8.onnx``, the int8 ONNX graph the service runs
 (:mod:`nlp.onnx_export`; about 25 s more on 2 cores).
 
-The top layers tuned by ``otklik nlp train`` (:mod:`nlp.finetune`, committed as
-``nlp/heads/encoder_top.safetensors``) are merged into the weights before the export;
-the layers they replace are kept in ``base_top.safetensors`` so training can start again
-from the original encoder.  The fingerprint records the top file's sha256 too.
+Top layers tuned by ``otklik nlp train --finetune-top`` (:mod:`nlp.finetune`, saved as
+``encoder_top.safetensors`` with the heads; none is committed) are merged into the
+weights before the export; the layers they replace are kept in ``base_top.safetensors``
+so training can start again from the original encoder.  The fingerprint records the top
+file's sha256 too.
 """
 
 from __future__ import annotations
@@ -236,9 +237,8 @@ def _write_weights(
     if top is not None:
         originals = merge_top(tensors, load_top(top), str(top))
         save_file(originals, str(out / BASE_TOP_FILE), metadata={"format": "pt"})
-        shutil.copyfile(
-            top, out / TOP_FILE
-        )  # what was merged: `nlp train` without --finetune-top reuses it
+        # What was merged: `nlp train` without --finetune-top reuses it.
+        shutil.copyfile(top, out / TOP_FILE)
         progress(f"merged {len(originals)} tuned top-layer tensors from {top}")
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -272,8 +272,9 @@ def rebuild_with_top(
     with _staged(target_dir) as staging:
         _write_weights(state, config, staging, progress, top)
         rewritten = {"config.json", "model.safetensors", "model.int8.onnx", FINGERPRINT}
+        rewritten |= {BASE_TOP_FILE, TOP_FILE}
         for name in os.listdir(encoder_dir):  # the tokenizer's files
-            if name not in {*rewritten, BASE_TOP_FILE, TOP_FILE} and (encoder_dir / name).is_file():
+            if name not in rewritten and (encoder_dir / name).is_file():
                 shutil.copy2(encoder_dir / name, staging / name)
         if (encoder_dir / "model.int8.onnx").is_file():
             from nlp.onnx_export import export_int8

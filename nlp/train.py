@@ -56,7 +56,7 @@ from nlp.datasets import (
     weak_complaint_labels,
 )
 from nlp.encoder import Encoder, has_onnx, load_encoder, load_tokenizer
-from nlp.encoder_build import DEFAULT_TOP, read_fingerprint, rebuild_with_top, sha256_file
+from nlp.encoder_build import read_fingerprint, rebuild_with_top, sha256_file
 from nlp.finetune import BASE_TOP_FILE, TOP_FILE, TunedTop, fine_tune_top, load_top, save_top
 from nlp.heads import COMPLAINT_TYPES, DEFAULT_HEADS_DIR, SENTIMENTS, Heads, Mlp, MlpEnsemble
 from nlp.onnx_export import layer_input_reader
@@ -317,22 +317,28 @@ def train_heads(
     return report
 
 
-def _training_examples(tweets, parts, seeds, extra) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Texts, sentiment labels and weights: training tweets, seeds (x5), corrections (x5)."""
+def _sentiment_examples(
+    tweets, parts, seeds, extra
+) -> tuple[list[str], np.ndarray, np.ndarray, list[int]]:
+    """Sentiment training set: training tweets, seeds (x5), corrections with a sentiment (x5).
+
+    Returns texts, labels, weights and the indices into ``extra`` that were used.
+    """
     train = parts["train"]
-    ex = [c for c in extra if c.get("sentiment") in SENTIMENTS]
-    texts = [tweets.texts[i] for i in train] + [s["text"] for s in seeds] + [c["text"] for c in ex]
+    ex = [i for i, c in enumerate(extra) if c.get("sentiment") in SENTIMENTS]
+    texts = [tweets.texts[i] for i in train] + [s["text"] for s in seeds]
+    texts += [extra[i]["text"] for i in ex]
     labels = np.concatenate(
         [
             tweets.labels[train],
             [SENTIMENTS.index(s["sentiment"]) for s in seeds],
-            [SENTIMENTS.index(c["sentiment"]) for c in ex],
+            [SENTIMENTS.index(extra[i]["sentiment"]) for i in ex],
         ]
     ).astype(np.int64)
     weights = np.concatenate(
         [np.ones(len(train)), np.full(len(seeds), SEED_WEIGHT), np.full(len(ex), CORRECTION_WEIGHT)]
     )
-    return texts, labels, weights
+    return texts, labels, weights, ex
 
 
 def _fine_tune(encoder_dir: Path, tweets, parts, seeds, extra, progress) -> tuple[TunedTop, float]:
@@ -347,7 +353,7 @@ def _fine_tune(encoder_dir: Path, tweets, parts, seeds, extra, progress) -> tupl
     model = AutoModel.from_pretrained(str(encoder_dir), local_files_only=True)
     if (encoder_dir / BASE_TOP_FILE).is_file():  # start from the original layers
         model.load_state_dict(load_file(str(encoder_dir / BASE_TOP_FILE)), strict=False)
-    texts, labels, weights = _training_examples(tweets, parts, seeds, extra)
+    texts, labels, weights, _ = _sentiment_examples(tweets, parts, seeds, extra)
     tokenize = Encoder(model, load_tokenizer(encoder_dir), cache_size=0)
     progress(f"fine-tune: {len(texts)} examples, top layers of {encoder_dir}")
     read_inputs = None
@@ -370,17 +376,18 @@ def _fine_tune(encoder_dir: Path, tweets, parts, seeds, extra, progress) -> tupl
 
 
 def _existing_top(encoder_dir: Path, out: Path, progress) -> TunedTop | None:
-    """The top file ``encoder_dir`` was built with (copied into ``out``), or ``None``."""
+    """The top file ``encoder_dir`` was built with (the build keeps a copy; it is copied
+    into ``out`` too), or ``None``."""
     built_with = (read_fingerprint(encoder_dir) or {}).get("top_sha256")
-    for candidate in (encoder_dir / TOP_FILE, out / TOP_FILE, DEFAULT_TOP):
-        if built_with and candidate.is_file() and sha256_file(candidate) == built_with:
-            target = out / TOP_FILE
-            if not target.is_file() or sha256_file(target) != built_with:
-                out.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(candidate, target)
-            return load_top(candidate)
-    progress(f"{encoder_dir} has no tuned top layers: sentiment uses the MLPs alone")
-    return None
+    kept = encoder_dir / TOP_FILE
+    if not built_with or not kept.is_file() or sha256_file(kept) != built_with:
+        progress(f"{encoder_dir} has no tuned top layers: sentiment uses the MLPs alone")
+        return None
+    target = out / TOP_FILE
+    if not target.is_file() or sha256_file(target) != built_with:
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(kept, target)
+    return load_top(kept)
 
 
 def _fit_all(
@@ -390,18 +397,11 @@ def _fit_all(
     train = parts["train"]
     y_sent = tweets.labels[train]
     y_comp = weak_complaint_labels([tweets.texts[i] for i in train], y_sent, negative)
-    seed_sent = np.array([SENTIMENTS.index(s["sentiment"]) for s in seeds], dtype=np.int64)
     seed_comp = np.array([int(bool(s["complaint"])) for s in seeds], dtype=np.int64)
-    ex_sent = [i for i, c in enumerate(extra) if c.get("sentiment") in SENTIMENTS]
     ex_comp = [i for i, c in enumerate(extra) if c.get("is_complaint") is not None]
     ones = np.ones(len(train))
+    _, y_s, w_s, ex_sent = _sentiment_examples(tweets, parts, seeds, extra)
     x_s = np.vstack([feats["train"], seed_feat, extra_feat[ex_sent]])
-    y_s = np.concatenate(
-        [y_sent, seed_sent, [SENTIMENTS.index(extra[i]["sentiment"]) for i in ex_sent]]
-    ).astype(np.int64)
-    w_s = np.concatenate(
-        [ones, np.full(len(seeds), SEED_WEIGHT), np.full(len(ex_sent), CORRECTION_WEIGHT)]
-    )
     sentiment = fit_ensemble(x_s, y_s, w_s, 3, progress, "sentiment")
     if tuned is not None:
         sentiment = with_tuned_head(sentiment, tuned, x_s.shape[1])
