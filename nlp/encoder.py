@@ -84,6 +84,7 @@ class Encoder:
 
     backend = "torch-fp32"
     pad_multiple = 1  # batches are padded to a multiple of this many tokens
+    weights_variant: str | None = None  # loads model.<variant>.safetensors when present
 
     def __init__(
         self,
@@ -121,19 +122,13 @@ class Encoder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        variant = cls.weights_variant if (Path(path) / cls.weights_file()).is_file() else None
+        variant = cls.weights_variant
+        if variant and not (Path(path) / f"model.{variant}.safetensors").is_file():
+            variant = None  # an older build: the float32 weights are converted on loading
         model = AutoModel.from_pretrained(
             str(path), local_files_only=True, dtype=cls.dtype(), variant=variant
         )
         return cls(model, load_tokenizer(path), **kwargs)
-
-    weights_variant: str | None = None  # transformers' ``variant``: model.<variant>.safetensors
-
-    @classmethod
-    def weights_file(cls) -> str:
-        """The weights file this backend prefers in an encoder directory."""
-        variant = f".{cls.weights_variant}" if cls.weights_variant else ""
-        return f"model{variant}.safetensors"
 
     @staticmethod
     def dtype():
@@ -276,7 +271,7 @@ class Bf16Encoder(Encoder):
     # 8 tokens keeps that to 8 shapes per batch size (peak memory over 2,000 tweets
     # 1,326 -> 1,093 MB) for ~10 % more tokens.
     pad_multiple = 8
-    weights_variant = "bf16"  # written by the build; else the float32 file is converted
+    weights_variant = "bf16"  # nlp.encoder_build writes model.bf16.safetensors
 
     @staticmethod
     def dtype():

@@ -259,7 +259,9 @@ def train_heads(
     seeds = read_jsonl(SEEDS_PATH)
     extra = [c for c in (corrections or []) if str(c.get("text") or "").strip()]
     if finetune:
-        tuned, tune_seconds = _fine_tune(Path(encoder_dir), tweets, parts, seeds, extra, progress)
+        tuned, tune_seconds = _fine_tune(
+            Path(encoder_dir), tweets, parts, seeds, extra, progress, backend
+        )
         # No extra metadata: safetensors writes several keys in any order, and the
         # file's sha256 names the encoder build.
         save_top(out / TOP_FILE, tuned, {})
@@ -342,7 +344,9 @@ def _sentiment_examples(
     return texts, labels, weights, ex
 
 
-def _fine_tune(encoder_dir: Path, tweets, parts, seeds, extra, progress) -> tuple[TunedTop, float]:
+def _fine_tune(
+    encoder_dir: Path, tweets, parts, seeds, extra, progress, backend: str = "auto"
+) -> tuple[TunedTop, float]:
     """Tune the top layers of the original encoder in ``encoder_dir`` (see nlp.finetune)."""
     import torch
     from safetensors.torch import load_file
@@ -358,7 +362,7 @@ def _fine_tune(encoder_dir: Path, tweets, parts, seeds, extra, progress) -> tupl
     tokenize = Encoder(model, load_tokenizer(encoder_dir), cache_size=0)
     progress(f"fine-tune: {len(texts)} examples, top layers of {encoder_dir}")
     read_inputs = None  # torch float32: what the bf16 and fp32 backends give the top layers
-    if pick_backend(encoder_dir) == "onnx":  # the graph's outputs are what they will get
+    if pick_backend(encoder_dir, backend) == "onnx":  # the graph's outputs are what they will get
         n_layers = int(model.config.num_hidden_layers)
         read_inputs = partial(layer_input_reader, encoder_dir, n_layers=n_layers)
     with torch.random.fork_rng():

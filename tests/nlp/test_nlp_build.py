@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from nlp.encoder import Bf16Encoder
 from nlp.encoder_build import BUILDER_VERSION, FINGERPRINT, build_encoder, sha256_file
 from nlp.q4file import dequantize_q4_0, read_q4_model
 
@@ -60,6 +61,13 @@ def test_build_writes_loadable_bert_with_the_decoded_weights(tiny_q4, tmp_path) 
         hidden = model(**tokenizer(["hello world"], return_tensors="pt")).last_hidden_state
     assert hidden.shape == (1, 4, 32)
     assert torch.isfinite(hidden).all()
+    # The bfloat16 copy the bf16 backend loads holds the same weights, rounded.
+    bf16 = Bf16Encoder.from_dir(out).model.state_dict()
+    assert bf16["encoder.layer.0.intermediate.dense.weight"].dtype == torch.bfloat16
+    for name, value in state.items():
+        torch.testing.assert_close(bf16[name].float(), value, rtol=1e-2, atol=1e-6)
+    (out / "model.safetensors").unlink()  # the bf16 backend reads its own file
+    assert Bf16Encoder.from_dir(out).embed(["hello world"]).shape == (1, 32)
 
 
 def test_build_is_skipped_when_fingerprint_matches(tiny_q4, tmp_path) -> None:

@@ -57,6 +57,7 @@ def test_backend_env_overrides_auto_and_is_checked(onnx_dir, monkeypatch) -> Non
 
 
 def test_bf16_encoder_stays_close_to_float32(tiny_encoder_dir) -> None:
+    # The tiny model has no bfloat16 file (the build writes one): converted on loading.
     fast = Bf16Encoder.from_dir(tiny_encoder_dir, feature_layers=(1, 2))
     slow = Encoder.from_dir(tiny_encoder_dir, feature_layers=(1, 2))
     (emb_fast, feats_fast), (emb_slow, feats_slow) = fast.encode(TEXTS), slow.encode(TEXTS)
