@@ -10,10 +10,10 @@ Three backends share everything but the forward pass (:func:`load_encoder` picks
 
 * :class:`Encoder` runs the transformers model in torch (float32);
 * :class:`Bf16Encoder` runs it in bfloat16: on CPUs with AMX (Intel Xeon 4th generation
-  and later) the fastest, and as close to float32 as the heads can tell;
+  and later) as fast as int8 and as close to float32 as the heads can tell;
 * :class:`OnnxEncoder` runs the int8 ONNX graph written by
   :func:`nlp.onnx_export.export_int8` (the fast path on other CPUs, ~3x faster than
-  float32, at about 0.01 less sentiment macro-F1).
+  float32 and 440 MB smaller, at about 0.01 less sentiment macro-F1).
 """
 
 from __future__ import annotations
@@ -261,9 +261,10 @@ class Encoder:
 class Bf16Encoder(Encoder):
     """The torch model with bfloat16 weights and activations.
 
-    On CPUs whose matrix units multiply bfloat16 (AMX), oneDNN runs it faster than the
-    int8 ONNX graph (442 vs 352 texts/s here, see ``nlp/README.md``), and its pooled
-    outputs stay within cosine 0.9999 of float32 where int8's drift to 0.987.
+    On CPUs whose matrix units multiply bfloat16 (AMX), oneDNN runs it as fast as the
+    int8 ONNX graph (315 vs 301 texts/s in ``benchmarks/bench_nlp.py`` here), and its
+    pooled outputs stay within cosine 0.9999 of float32 where int8's drift to 0.987,
+    which is worth about 0.01 of sentiment macro-F1 on unseen companies.
     """
 
     backend = "torch-bf16"

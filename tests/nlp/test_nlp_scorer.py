@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import nlp
-from nlp.finetune import TOP_FILE, load_top
+from nlp.finetune import TOP_FILE
 from nlp.heads import COMPLAINT_TYPES, SENTIMENTS, Heads, Mlp, MlpEnsemble
 from nlp.scorer import EncoderScorer, combine_complaint
 from nlp.testing import tiny_scorer
@@ -183,10 +183,10 @@ def test_committed_heads_are_small_and_complete() -> None:
     assert heads.meta["training"]["encoder_backend"] == "torch-bf16"
     total = sum(p.stat().st_size for p in nlp.heads.DEFAULT_HEADS_DIR.iterdir())
     assert total < 20_000_000  # the budget for committed model files (heads, tuned layers)
-    # The shipped encoder has tuned top layers (see nlp/README.md): their file sits with
-    # the heads, and sentiment is the three MLPs plus the tuned linear head.
-    assert load_top(nlp.heads.DEFAULT_HEADS_DIR / TOP_FILE).head_w.shape == (3, 384)
-    assert len(heads.sentiment.members) == 4 and heads.version == "2+top"
+    # The shipped encoder is the original one (see nlp/README.md: tuned top layers are
+    # opt-in), so there is no top file and sentiment is the three MLPs.
+    assert not (nlp.heads.DEFAULT_HEADS_DIR / TOP_FILE).exists()
+    assert len(heads.sentiment.members) == 3 and heads.version == "2"
 
 
 def test_default_encoder_dir(tmp_path) -> None:
