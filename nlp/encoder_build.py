@@ -288,8 +288,7 @@ def rebuild_with_top(
     with _staged(target_dir) as staging:
         _write_weights(state, config, staging, progress, top)
         rewritten = {"config.json", "model.safetensors", BF16_WEIGHTS, "model.int8.onnx"}
-        rewritten.add(FINGERPRINT)
-        rewritten |= {BASE_TOP_FILE, TOP_FILE}
+        rewritten |= {FINGERPRINT, BASE_TOP_FILE, TOP_FILE}
         for name in os.listdir(encoder_dir):  # the tokenizer's files
             if name not in rewritten and (encoder_dir / name).is_file():
                 shutil.copy2(encoder_dir / name, staging / name)

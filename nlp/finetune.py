@@ -7,7 +7,7 @@ layers in float32); with the bfloat16 encoder the frozen heads do as well or bet
 (@jetblue 0.762 frozen vs 0.761 tuned, @southwestair held out 0.788 vs 0.778).  So it is
 opt-in (``otklik nlp train --finetune-top``); see ``nlp/README.md`` for the figures.
 
-Recipe (seeded; about 6 minutes on 2 cores for the 27k training tweets):
+Recipe (seeded; about 7 minutes on 2 cores for the 27k training tweets):
 
 1. the hidden states entering the top layers are computed once and cached (float16),
    by the torch model, or by the ONNX graph when that is what the service runs, so the
