@@ -422,7 +422,7 @@ def pick_backend(path: Path, backend: str = "auto") -> str:
     return backend
 
 
-BACKEND_NAMES = {"bf16": Bf16Encoder.backend, "onnx": "onnx-int8", "torch": Encoder.backend}
+BACKEND_NAMES = {"bf16": Bf16Encoder.backend, "onnx": OnnxEncoder.backend, "torch": Encoder.backend}
 
 
 def load_encoder(path: Path, backend: str = "auto", **kwargs) -> Encoder:

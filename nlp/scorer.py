@@ -112,7 +112,9 @@ def load_encoder_scorer(
     record = read_fingerprint(Path(encoder_dir)) or {}
     if trained_on and trained_on != encoder.backend and record.get("source_sha256"):
         logging.getLogger(__name__).warning(
-            "heads were trained on the %s encoder but %s runs it (run `otklik nlp build`)",
+            "heads were trained on the %s encoder but %s runs it, so scores shift slightly: "
+            "`otklik nlp build` writes a missing ONNX graph, `otklik nlp train` fits the heads "
+            "to this backend, $OTKLIK_NLP_BACKEND picks another",
             trained_on,
             encoder.backend,
         )
