@@ -28,20 +28,18 @@ def test_top_is_the_last_quarter_of_the_layers() -> None:
     assert [top_layer_count(n) for n in (1, 2, 4, 12, 24)] == [1, 1, 1, 3, 6]
 
 
+def _top_with(name: str, shape: tuple[int, int]) -> TunedTop:
+    return TunedTop(
+        {name: np.zeros(shape, np.float32)}, np.zeros((3, 4), np.float32), np.zeros(3, np.float32)
+    )
+
+
 def test_merge_names_the_tensor_that_does_not_fit() -> None:
     state = {"encoder.layer.0.output.dense.weight": np.zeros((4, 4), np.float32)}
-    wrong_shape = TunedTop(
-        {"encoder.layer.0.output.dense.weight": np.zeros((4, 8), np.float32)},
-        np.zeros((3, 4), np.float32),
-        np.zeros(3, np.float32),
-    )
+    wrong_shape = _top_with("encoder.layer.0.output.dense.weight", (4, 8))
     with pytest.raises(ValueError, match=r"output\.dense\.weight has shape \(4, 8\)"):
         merge_top(dict(state), wrong_shape, "top.safetensors")
-    unknown = TunedTop(
-        {"encoder.layer.7.output.dense.weight": np.zeros((4, 4), np.float32)},
-        np.zeros((3, 4), np.float32),
-        np.zeros(3, np.float32),
-    )
+    unknown = _top_with("encoder.layer.7.output.dense.weight", (4, 4))
     with pytest.raises(ValueError, match=r"layer\.7\.output\.dense\.weight is not in the encoder"):
         merge_top(dict(state), unknown, "top.safetensors")
 
