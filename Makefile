@@ -39,3 +39,13 @@ bench-nlp: setup
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+# The .po files are the translations' source of truth (web/README.md, "Translations"). Extract every
+# marked string (web/babel.cfg) into messages.pot, merge it into each language's messages.po,
+# compile the committed messages.mo; tests/test_translations.py checks all three are current.
+.PHONY: translations
+translations: setup
+	$(BIN)/pybabel extract -F web/babel.cfg -o web/translations/messages.pot \
+		--project=Otklik web
+	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations --ignore-obsolete
+	$(BIN)/pybabel compile -d web/translations --statistics

@@ -23,13 +23,13 @@ from sqlalchemy import insert, select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import load_settings  # noqa: E402
-from otklik import db  # noqa: E402
-from otklik.inbox_index import due_of  # noqa: E402
-from otklik.inbox_query import SORTS, encode_cursor  # noqa: E402
-from otklik.models import Author, Brand, Conversation, Mention, Score  # noqa: E402
-from otklik.runtime import Runtime  # noqa: E402
-from otklik.sla import policy_from_settings  # noqa: E402
+from otklik.domain.sla import policy_from_settings  # noqa: E402
+from otklik.store import db  # noqa: E402
+from otklik.store.inbox_query import SORTS, encode_cursor  # noqa: E402
+from otklik.store.models import Author, Brand, Conversation, Mention, Score  # noqa: E402
+from otklik.store.projections import due_of  # noqa: E402
 from otklik.users import create_user  # noqa: E402
+from workers.runtime import Runtime  # noqa: E402
 
 PASSWORD = "benchmark password"
 PLATFORMS = ("twitter", "vk", "reddit", "discourse", "rss")

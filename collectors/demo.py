@@ -3,6 +3,9 @@
 It behaves like a real connector (paging, cursor, threads, replies) so the
 whole loop (collect -> score -> case -> reply) works without credentials.
 Replies land in a local JSONL outbox instead of a social network.
+
+Settings: ``page_size`` (6), ``outbox_path`` (default ``<var_dir>/demo-outbox.jsonl``,
+``var_dir`` being the common key). No secrets.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from otklik.connectors import Setting
 from otklik.domain import MalformedResponse, Page, RawMention
 
 SAMPLE_FILE = "demo_mentions.jsonl"
@@ -31,7 +35,12 @@ class DemoConnector:
     """Releases ``page_size`` sample posts per fetch; loops with fresh ids when done."""
 
     platform: ClassVar[str] = "demo"
-    can_reply: ClassVar[bool] = True
+    reply_limit: ClassVar[int | None] = 280
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting("page_size", "sample posts released per fetch", default=6),
+        Setting("outbox_path", "JSONL file replies are appended to (default: in var_dir)"),
+        Setting("var_dir", "common key: directory of the default outbox", default="var"),
+    )
 
     def __init__(self, page_size: int, outbox_path: Path, clock: Any = None) -> None:
         self.page_size = page_size

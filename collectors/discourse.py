@@ -50,6 +50,7 @@ from collectors._http import (
     setting_str,
 )
 from collectors._text import KeywordFilter, html_to_text
+from otklik.connectors import Setting
 from otklik.domain import (
     ConnectorError,
     MalformedResponse,
@@ -65,7 +66,28 @@ class DiscourseConnector:
     """Reads a Discourse forum's latest posts or search results; replies in topics."""
 
     platform: ClassVar[str] = "discourse"
-    can_reply: ClassVar[bool] = True
+    reply_limit: ClassVar[int | None] = 32000
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting("base_url", "the forum's address, e.g. https://forum.example.org", required=True),
+        Setting(
+            "mode", "'latest' (newest posts, filtered by the query) or 'search'", default="latest"
+        ),
+        Setting("backfill_hours", "how far back the first run reads", default=24.0),
+        Setting("parent_lookups", "API calls per fetch to resolve reply parents", default=20),
+        Setting("timeout", "seconds per HTTP call", default=DEFAULT_TIMEOUT),
+        Setting(
+            "api_key",
+            "API key (needed to reply; also used to read private forums)",
+            secret=True,
+            env="OTKLIK_DISCOURSE_API_KEY",
+        ),
+        Setting(
+            "api_username",
+            "user the API key acts as (needed to reply)",
+            secret=True,
+            env="OTKLIK_DISCOURSE_API_USERNAME",
+        ),
+    )
 
     def __init__(
         self,

@@ -5,8 +5,8 @@ Feeds have no server-side search or paging, so every fetch downloads the feed (s
 (``collectors._text.KeywordFilter``: terms, "phrases", ``-exclusions``; empty = all).
 
 Settings: ``url`` (required), ``backfill_hours`` (24: the first run only keeps entries
-that recent), ``user_agent``, ``timeout`` (20 s). No secrets. Read-only (``can_reply``
-is false).
+that recent), ``user_agent``, ``timeout`` (20 s). No secrets. Read-only: feeds cannot be
+answered, so this connector has no ``reply`` and is not registered as a replier.
 
 Cursor: JSON ``{"after": ISO time, "seen": [entry ids at that exact time]}``: the newest
 entry time examined and the ids sharing it, so entries published in the same second
@@ -29,6 +29,7 @@ import requests
 
 from collectors._http import DEFAULT_TIMEOUT, from_iso, send, setting_float, setting_str
 from collectors._text import KeywordFilter, html_to_text
+from otklik.connectors import Setting
 from otklik.domain import MalformedResponse, Page, RawMention
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,12 @@ class RssConnector:
     """Reads one RSS or Atom feed and keeps the entries matching the query."""
 
     platform: ClassVar[str] = "rss"
-    can_reply: ClassVar[bool] = False
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting("url", "the feed's http(s) address", required=True),
+        Setting("backfill_hours", "how far back the first run reads", default=24.0),
+        Setting("user_agent", "User-Agent sent to the feed's server", default=DEFAULT_USER_AGENT),
+        Setting("timeout", "seconds per HTTP call", default=DEFAULT_TIMEOUT),
+    )
 
     def __init__(
         self,
@@ -95,10 +101,6 @@ class RssConnector:
         state = {"after": newest.isoformat(), "seen": sorted(same_time)}
         mentions = [m for m in fresh if wanted.matches(m.text)]
         return Page(mentions, json.dumps(state, ensure_ascii=False))
-
-    def reply(self, to: RawMention, text: str) -> str:
-        """Feeds are read-only."""
-        raise NotImplementedError("RSS feeds cannot be replied to")
 
     def _download(self) -> list[RawMention]:
         headers = {"User-Agent": self.user_agent, "Accept": _ACCEPT}

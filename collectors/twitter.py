@@ -47,6 +47,7 @@ from collectors._http import (
     setting_float,
     setting_str,
 )
+from otklik.connectors import Setting
 from otklik.domain import (
     AuthError,
     ConnectorError,
@@ -116,7 +117,51 @@ class TwitterConnector:
     """Reads recent search or the mentions timeline; replies with a new tweet."""
 
     platform: ClassVar[str] = "twitter"
-    can_reply: ClassVar[bool] = True
+    reply_limit: ClassVar[int | None] = 280
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting("mode", "'search' (recent search for the query) or 'mentions'", default="search"),
+        Setting("user_id", "the brand account's numeric id (needed by mode 'mentions')"),
+        Setting(
+            "exclude_retweets",
+            "append -is:retweet to search queries (default: not include_reposts)",
+            default=True,
+        ),
+        Setting("include_reposts", "common key: default of exclude_retweets", default=False),
+        Setting("backfill_hours", "how far back the first run reads", default=24.0),
+        Setting("max_results", "tweets per request (10..100)", default=100),
+        Setting("timeout", "seconds per HTTP call", default=DEFAULT_TIMEOUT),
+        Setting(
+            "bearer_token",
+            "app bearer token (reading)",
+            required=True,
+            secret=True,
+            env="OTKLIK_TWITTER_BEARER_TOKEN",
+        ),
+        Setting(
+            "consumer_key",
+            "OAuth 1.0a consumer key (replying)",
+            secret=True,
+            env="OTKLIK_TWITTER_CONSUMER_KEY",
+        ),
+        Setting(
+            "consumer_secret",
+            "OAuth 1.0a consumer secret (replying)",
+            secret=True,
+            env="OTKLIK_TWITTER_CONSUMER_SECRET",
+        ),
+        Setting(
+            "access_token",
+            "OAuth 1.0a access token of the brand account (replying)",
+            secret=True,
+            env="OTKLIK_TWITTER_ACCESS_TOKEN",
+        ),
+        Setting(
+            "access_token_secret",
+            "OAuth 1.0a access token secret (replying)",
+            secret=True,
+            env="OTKLIK_TWITTER_ACCESS_TOKEN_SECRET",
+        ),
+    )
 
     def __init__(
         self,

@@ -17,6 +17,8 @@ Secret: ``OTKLIK_VK_TOKEN`` (user or community token). Settings: ``mode``, ``own
 ``include_reposts`` (false: search drops bare reposts without text of their own),
 ``api_version`` ("5.199"), ``timeout`` (20 s).
 
+Parsing of the responses into mentions lives in ``collectors._vk_parse``.
+
 external_id: a post is ``"{owner_id}_{post_id}"`` (VK's own ``wall-1_2`` naming, so
 ``https://vk.com/wall{external_id}`` opens it); a comment is
 ``"{owner_id}_{post_id}_c{comment_id}"``. A comment's parent is the comment it answers
@@ -34,7 +36,6 @@ error 6; both are disabled here (see ``_NoSleepVkApi``): error 6 becomes ``RateL
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -47,13 +48,14 @@ from jconfig.memory import MemoryConfig
 from collectors._http import (
     DEFAULT_TIMEOUT,
     TimeoutSession,
-    from_epoch,
     raise_for_status,
     require_secret,
     setting_bool,
     setting_float,
     setting_str,
 )
+from collectors._vk_parse import items_of, parse_comments, parse_search
+from otklik.connectors import Setting
 from otklik.domain import (
     AuthError,
     ConnectorError,
@@ -86,7 +88,26 @@ class VkConnector:
     """Collects VK posts by keyword or the comments on a community wall."""
 
     platform: ClassVar[str] = "vk"
-    can_reply: ClassVar[bool] = True
+    reply_limit: ClassVar[int | None] = 4096
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting(
+            "mode", "'search' (newsfeed.search) or 'wall' (comments on a wall)", default="search"
+        ),
+        Setting("owner_id", "the wall's owner (negative for a community; needed by 'wall')"),
+        Setting("backfill_hours", "how far back the first run reads", default=24.0),
+        Setting("wall_posts", "latest wall posts whose comments are read (at most 24)", default=20),
+        Setting("reply_from_group", "reply as the community on its own wall", default=True),
+        Setting("include_reposts", "common key: keep bare reposts in search", default=False),
+        Setting("api_version", "VK API version", default="5.199"),
+        Setting("timeout", "seconds per HTTP call", default=DEFAULT_TIMEOUT),
+        Setting(
+            "token",
+            "user or community access token",
+            required=True,
+            secret=True,
+            env="OTKLIK_VK_TOKEN",
+        ),
+    )
 
     def __init__(
         self,
@@ -216,7 +237,7 @@ class VkConnector:
         last_id = int(cursor) if cursor else None
         since = datetime.now(UTC) - timedelta(hours=self.backfill_hours)
         posts = self._call("wall.get", owner_id=self.owner_id, count=self.wall_posts)
-        post_ids = [p["id"] for p in _items(posts, "wall.get") if _has_comments(p)]
+        post_ids = [p["id"] for p in items_of(posts, "wall.get") if _has_comments(p)]
         if not post_ids:
             return Page([], cursor)
         calls = [_comments_call(self.owner_id, post_id) for post_id in post_ids]
@@ -292,106 +313,3 @@ def _api_error(exc: vk_api.ApiError) -> Exception:
     if exc.code in _TRANSIENT_CODES:
         return TransientError(message)
     return ConnectorError(message)
-
-
-# --- parsing -----------------------------------------------------------------------------
-
-
-def _items(body: Any, what: str) -> list[Any]:
-    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-        raise MalformedResponse(f"vk {what}: no items list", json.dumps(body, ensure_ascii=False))
-    return body["items"]
-
-
-def _authors(body: Mapping[str, Any]) -> dict[int, Mapping[str, Any]]:
-    """Profiles by user id and communities by negative id, as ``from_id`` refers to them."""
-    authors: dict[int, Mapping[str, Any]] = {}
-    for sign, key in ((1, "profiles"), (-1, "groups")):
-        for info in body.get(key) or []:
-            if isinstance(info, dict) and isinstance(info.get("id"), int):
-                authors[sign * info["id"]] = info
-    return authors
-
-
-def _author(from_id: int, authors: Mapping[int, Mapping[str, Any]]) -> tuple[str, int | None]:
-    info = authors.get(from_id) or {}
-    fallback = f"id{from_id}" if from_id > 0 else f"club{-from_id}"
-    followers = info.get("followers_count", info.get("members_count"))
-    return str(info.get("screen_name") or fallback), followers
-
-
-def _text(value: Any) -> str:
-    # VK escapes some characters as HTML entities and old texts contain <br>.
-    return html.unescape(str(value or "").replace("<br>", "\n"))
-
-
-def parse_search(body: Any) -> list[RawMention]:
-    """Parse a ``newsfeed.search`` (extended) response into mentions, oldest first."""
-    items = _items(body, "newsfeed.search")
-    authors = _authors(body)
-    mentions = []
-    for item in items:
-        try:
-            owner, post_id = int(item["owner_id"]), int(item["id"])
-            from_id = int(item.get("from_id") or owner)
-            handle, followers = _author(from_id, authors)
-            mentions.append(
-                RawMention(
-                    platform="vk",
-                    external_id=f"{owner}_{post_id}",
-                    url=f"https://vk.com/wall{owner}_{post_id}",
-                    author_external_id=str(from_id),
-                    author_handle=handle,
-                    text=_text(item.get("text")),
-                    created_at=from_epoch(item["date"]),
-                    author_followers=followers,
-                    raw=item,
-                )
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MalformedResponse(
-                f"vk post: {exc}", json.dumps(item, ensure_ascii=False)
-            ) from exc
-    return sorted(mentions, key=lambda m: (m.created_at, m.external_id))
-
-
-def parse_comments(body: Any, owner_id: int, post_id: int) -> list[RawMention]:
-    """Parse a ``wall.getComments`` response (with thread items); deleted ones are skipped."""
-    authors = _authors(body) if isinstance(body, dict) else {}
-    mentions = []
-    for item in _items(body, "wall.getComments"):
-        if not isinstance(item, dict):
-            raise MalformedResponse("vk comment is not an object", json.dumps(item))
-        thread = (item.get("thread") or {}).get("items") or []
-        for comment in [item, *thread]:
-            if comment.get("deleted") or "from_id" not in comment:
-                continue
-            mentions.append(_comment(comment, owner_id, post_id, authors))
-    return mentions
-
-
-def _comment(
-    item: Mapping[str, Any], owner_id: int, post_id: int, authors: Mapping[int, Mapping[str, Any]]
-) -> RawMention:
-    try:
-        comment_id, from_id = int(item["id"]), int(item["from_id"])
-        stack = item.get("parents_stack") or []
-        parent = item.get("reply_to_comment") or (stack[-1] if stack else None)
-        handle, followers = _author(from_id, authors)
-        url = f"https://vk.com/wall{owner_id}_{post_id}?reply={comment_id}"
-        return RawMention(
-            platform="vk",
-            external_id=f"{owner_id}_{post_id}_c{comment_id}",
-            url=f"{url}&thread={stack[0]}" if stack else url,
-            author_external_id=str(from_id),
-            author_handle=handle,
-            text=_text(item.get("text")),
-            created_at=from_epoch(item["date"]),
-            parent_external_id=(
-                f"{owner_id}_{post_id}_c{parent}" if parent else f"{owner_id}_{post_id}"
-            ),
-            author_followers=followers,
-            raw=dict(item),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedResponse(f"vk comment: {exc}", json.dumps(item, ensure_ascii=False)) from exc

@@ -82,7 +82,7 @@ class SlaOverride:
 
 @dataclass(frozen=True)
 class SlaSettings:
-    """Response-time targets (see ``otklik.sla``); optional ``[sla]`` section."""
+    """Response-time targets (see ``otklik.domain.sla``); optional ``[sla]`` section."""
 
     enabled: bool = True
     timezone: str = "UTC"
@@ -138,6 +138,8 @@ class Settings:
     sla: SlaSettings = field(default_factory=SlaSettings)
     brands: list[BrandSettings] = field(default_factory=list)
     sources: list[SourceSettings] = field(default_factory=list)
+    # extra connectors by import path: kind -> {name = "module:Class"} (see otklik.connectors)
+    connectors: dict[str, Any] = field(default_factory=dict)
     config_path: str = ""
 
     @property
@@ -148,7 +150,7 @@ class Settings:
     @property
     def database_url(self) -> str:
         """The configured database URL, or SQLite under ``var/``."""
-        return self.database.url or f"sqlite:///{self.var_path / 'otklik.db'}"
+        return self.database.url or f"sqlite:///{self.var_path / 'otklik.store.db'}"
 
     @property
     def encoder_path(self) -> Path:
@@ -291,32 +293,9 @@ def _convert(expected: Any, value: Any, where: str, key: str) -> Any:
     return value
 
 
-def _check_sla(sla: SlaSettings, where: str, platforms: list[str]) -> None:
-    from otklik.sla import BusinessHours, SlaSpecError  # pure module, no side effects
-
-    try:
-        BusinessHours.parse(sla.business_hours, sla.timezone)
-    except SlaSpecError as exc:
-        raise ConfigError(f"{where}: 'sla.business_hours' / 'sla.timezone': {exc}") from None
-    if not 0 <= sla.at_risk_percent <= 100:
-        raise ConfigError(f"{where}: 'sla.at_risk_percent' must be between 0 and 100")
-    for name in ("first_response_minutes", "resolution_minutes"):
-        for band, minutes in dataclasses.asdict(getattr(sla, name)).items():
-            if minutes < 1:
-                raise ConfigError(f"{where}: 'sla.{name}.{band}' must be at least 1 minute")
-    for index, override in enumerate(sla.platforms):
-        if override.platform not in platforms:
-            raise ConfigError(
-                f"{where}: 'sla.platforms[{index}].platform' is {override.platform!r}; "
-                f"expected one of: {', '.join(platforms)}"
-            )
-
-
 def _check_consistency(settings: Settings, where: str) -> None:
-    import collectors  # local import: config must not drag connectors in at import time
-
-    _check_sla(settings.sla, where, collectors.platforms())
-
+    """Checks that need nothing but the settings (connectors and SLA rules are checked by
+    ``otklik.settings_check``, called where settings are wired to the rest)."""
     seen: set[str] = set()
     brands = {b.name for b in settings.brands}
     for index, source in enumerate(settings.sources):
@@ -324,11 +303,6 @@ def _check_consistency(settings: Settings, where: str) -> None:
         if source.name in seen:
             raise ConfigError(f"{where}: '{key}.name' {source.name!r} is used twice")
         seen.add(source.name)
-        if source.platform not in collectors.platforms():
-            raise ConfigError(
-                f"{where}: '{key}.platform' is {source.platform!r}; expected one of: "
-                + ", ".join(collectors.platforms())
-            )
         if source.brand and source.brand not in brands:
             raise ConfigError(
                 f"{where}: '{key}.brand' is {source.brand!r} but no [[brands]] entry has that name"

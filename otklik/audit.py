@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from otklik.models import AuditEntry, User, utcnow
+from otklik.store.models import AuditEntry, User, utcnow
 
 
 def record(

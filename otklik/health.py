@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config import Settings, SourceSettings
-from otklik.models import Mention, Source
+from otklik.store.models import Mention, Source
 
 SILENT_INTERVALS = 10  # default gap warning: this many intervals without a new mention
 RATE_WINDOW = timedelta(hours=24)

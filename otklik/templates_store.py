@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from otklik.models import ReplyTemplate, User
+from otklik.store.models import ReplyTemplate, User
 
 VARIABLES = ("author", "brand", "agent", "platform")
 LANGUAGES = ("en", "ru")

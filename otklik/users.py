@@ -9,7 +9,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from otklik.models import Role, User
+from otklik.store.models import Role, User
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 8

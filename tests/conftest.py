@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from config import Settings, load_settings
-from otklik import db
-from otklik.models import Role
-from otklik.runtime import Runtime
+from otklik.store import db
+from otklik.store.models import Role
 from otklik.users import create_user
+from workers.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery"

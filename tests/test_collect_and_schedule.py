@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from collectors.demo import DemoConnector
-from otklik.collect import backoff_seconds, run_source
+from otklik.cases.collect import backoff_seconds
 from otklik.domain import AuthError, MalformedResponse, Page, RateLimited, TransientError
-from otklik.models import Mention, Score, Source
-from otklik.scheduler import build_scheduler, job_specs
+from otklik.store.models import Mention, Score, Source
+from workers.jobs import run_source
+from workers.scheduler import build_scheduler, job_specs
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -20,7 +21,7 @@ class ScriptedConnector:
     """A connector double that raises the scripted errors, then behaves like the demo."""
 
     platform = "demo"
-    can_reply = True
+    reply_limit = 280
 
     def __init__(self, demo: DemoConnector, errors: list[Exception]) -> None:
         self.demo, self.errors, self.calls = demo, list(errors), 0

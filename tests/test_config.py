@@ -8,13 +8,14 @@ import pytest
 
 from config import ConfigError, load_settings
 from tests.conftest import write_config
+from workers.runtime import Runtime, load_checked
 
 
 def test_defaults_without_a_file() -> None:
     settings = load_settings(None, environ={})
     assert settings.web.port == 5000
     assert settings.database_url.startswith("sqlite:///")
-    assert settings.database_url.endswith("var/otklik.db")
+    assert settings.database_url.endswith("var/otklik.store.db")
     assert settings.sources == []
 
 
@@ -71,8 +72,11 @@ def test_missing_file_and_broken_toml_are_reported(tmp_path: Path) -> None:
 def test_unknown_platform_and_brand_are_reported(tmp_path: Path) -> None:
     path = write_config(tmp_path)
     path.write_text(path.read_text().replace('platform = "demo"', 'platform = "myspace"'))
+    load_settings(path, environ={})  # config alone cannot know the platforms (layers)
     with pytest.raises(ConfigError, match=r"'sources\[0\].platform' is 'myspace'; expected one of"):
-        load_settings(path, environ={})
+        load_checked(path, environ={})
+    with pytest.raises(ConfigError, match=r"'sources\[0\].platform' is 'myspace'"):
+        Runtime.from_settings(load_settings(path, environ={}))
     path = write_config(tmp_path)
     path.write_text(path.read_text().replace('brand = "Ladoga Coffee"', 'brand = "Other"'))
     with pytest.raises(ConfigError, match="no \\[\\[brands\\]\\] entry has that name"):
@@ -87,8 +91,23 @@ def test_missing_required_source_key(tmp_path: Path) -> None:
 
 
 def test_cli_reports_config_errors_with_exit_status_2(tmp_path: Path, capsys) -> None:
-    from otklik.cli import main
+    from cli import main
 
     path = write_config(tmp_path, extra="\n[web]\nprot = 1\n")
     assert main(["--config", str(path), "collect", "--source", "demo"]) == 2
     assert "unknown key 'web.prot'" in capsys.readouterr().err
+
+
+def test_extra_connectors_are_named_by_import_path(tmp_path: Path) -> None:
+    extra = '\n[connectors.source]\nmyforum = "collectors.discourse:DiscourseConnector"\n'
+    path = write_config(tmp_path, extra=extra)
+    path.write_text(path.read_text().replace('platform = "demo"', 'platform = "myforum"'))
+    settings = load_checked(path, environ={})
+    assert settings.connectors == {"source": {"myforum": "collectors.discourse:DiscourseConnector"}}
+
+    bad_kind = write_config(tmp_path, extra='\n[connectors.pager]\nx = "a.b:C"\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'connectors.pager'; expected one of"):
+        load_checked(bad_kind, environ={})
+    bad_path = write_config(tmp_path, extra='\n[connectors.alert_sink]\nx = "no-colon"\n')
+    with pytest.raises(ConfigError, match=r"import path 'no-colon' is not 'module:Class'"):
+        load_checked(bad_path, environ={})

@@ -11,16 +11,16 @@ from sqlalchemy import func, select
 from collectors.demo import load_samples
 from config import load_settings
 from otklik.faults import CRASH_EXIT_CODE
-from otklik.models import Conversation, Mention, Reply, ReplyState, Source
-from otklik.runtime import Runtime
-from responder import recover_interrupted, send_due
+from otklik.store.models import Conversation, Mention, Reply, ReplyState, Source
 from tests.conftest import hermetic_environ
+from workers.jobs import recover_interrupted, send_due
+from workers.runtime import Runtime
 
 
 def otklik(config: Path, *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
     env = hermetic_environ(**({"OTKLIK_CRASH_AT": crash_at} if crash_at else {}))
     return subprocess.run(
-        [sys.executable, "-m", "otklik", "--config", str(config), *args],
+        [sys.executable, "-m", "cli", "--config", str(config), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -59,10 +59,10 @@ def test_kill_between_page_commit_and_cursor_save(config_path: Path) -> None:
 
 
 def test_a_reply_interrupted_while_sending_is_never_sent_twice(runtime, users) -> None:
-    from otklik import db
-    from otklik.collect import run_source
-    from otklik.models import User, utcnow
-    from responder import queue_reply
+    from otklik.cases.replies import queue_reply
+    from otklik.store import db
+    from otklik.store.models import User, utcnow
+    from workers.jobs import run_source
 
     run_source(runtime, "demo")
     with db.transaction(runtime.sessions) as session:

@@ -5,11 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from collectors.demo import read_outbox
-from otklik.collect import run_source
-from otklik.models import CaseEvent, Conversation, Mention, Reply, ReplyState, Score
-from otklik.scoring import score_pending
-from responder import send_due
+from otklik.store.models import CaseEvent, Conversation, Mention, Reply, ReplyState, Score
 from tests.conftest import login
+from workers.jobs import run_source, score_pending, send_due
 
 
 def test_collect_score_reply_round_trip(runtime, client) -> None:

@@ -6,11 +6,11 @@ import json
 
 from sqlalchemy import func, select
 
+from cli import main
 from config import load_settings
-from otklik.cli import main
-from otklik.models import Conversation, Mention
-from otklik.runtime import Runtime
+from otklik.store.models import Conversation, Mention
 from tests.conftest import hermetic_environ
+from workers.runtime import Runtime
 
 GOOD = {
     "platform": "twitter",

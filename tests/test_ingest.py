@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from otklik import db
+from otklik.cases.ingest import store_page
 from otklik.domain import RawMention
-from otklik.ingest import store_page
-from otklik.models import Brand, CaseEvent, Conversation, Mention, Status
+from otklik.store import db
+from otklik.store.models import Brand, CaseEvent, Conversation, Mention, Status
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -120,7 +120,7 @@ def test_a_failing_page_stores_nothing(runtime) -> None:
 
 
 def test_merging_moves_everything_that_points_at_the_merged_conversation(runtime) -> None:
-    from otklik.models import ConversationTag, Note
+    from otklik.store.models import ConversationTag, Note
 
     store(runtime, [raw("3", "tail", parent="2", minutes=10)])  # opens conversation X
     store(runtime, [raw("1", "head")])  # opens conversation Y (older)

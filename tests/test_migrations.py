@@ -10,8 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
-from otklik import db
-from otklik.models import Base
+from otklik.store import db
+from otklik.store.models import Base
 
 PG_URL = os.environ.get("OTKLIK_TEST_DATABASE_URL")
 needs_postgres = pytest.mark.skipif(

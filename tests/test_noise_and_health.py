@@ -6,14 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from cli import main
 from config import SourceSettings
-from otklik.cli import main
-from otklik.collect import run_source
 from otklik.domain import RawMention
+from otklik.domain.noise import NoiseRules, split_noise
 from otklik.health import assess
-from otklik.models import Mention, Source
-from otklik.noise import NoiseRules, split_noise
+from otklik.store.models import Mention, Source
 from tests.conftest import write_config
+from workers.jobs import run_source
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -52,8 +52,8 @@ def test_noise_rules_drop_reposts_spam_authors_keywords_and_languages() -> None:
 
 def test_a_source_with_a_language_filter_stores_only_that_language(tmp_path) -> None:
     from config import load_settings
-    from otklik.runtime import Runtime
     from tests.conftest import KeywordScorer, hermetic_environ
+    from workers.runtime import Runtime
 
     path = write_config(tmp_path)
     path.write_text(
@@ -119,7 +119,7 @@ def test_sources_status_and_check_commands(config_path, capsys, monkeypatch) -> 
 
 
 def test_the_console_shows_source_health_and_the_platform_error(runtime, client) -> None:
-    from otklik import db
+    from otklik.store import db
     from tests.conftest import login
 
     run_source(runtime, "demo")

@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import func, select
 
 from config import load_settings
-from otklik.collect import run_source
-from otklik.models import Mention
-from otklik.runtime import Runtime
+from otklik.store.models import Mention
 from tests.conftest import KeywordScorer, hermetic_environ, write_config
 from tests.test_migrations import PG_URL, pg_schema_url  # noqa: F401 - fixture
+from workers.jobs import run_source
+from workers.runtime import Runtime
 
 SECOND_SOURCE = """
 [[sources]]

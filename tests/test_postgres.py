@@ -6,13 +6,11 @@ import pytest
 from sqlalchemy import func, select
 
 from config import load_settings
-from otklik.collect import run_source
-from otklik.models import Conversation, Mention, Reply, ReplyState
-from otklik.runtime import Runtime
-from otklik.scoring import score_pending
-from responder import send_due
+from otklik.store.models import Conversation, Mention, Reply, ReplyState
 from tests.conftest import KeywordScorer, hermetic_environ
 from tests.test_migrations import needs_postgres, pg_schema_url  # noqa: F401 - fixture
+from workers.jobs import run_source, score_pending, send_due
+from workers.runtime import Runtime
 
 pytestmark = [pytest.mark.postgres, needs_postgres]
 
@@ -29,10 +27,10 @@ def pg_runtime(config_path, pg_schema_url):  # noqa: F811
 
 
 def test_demo_loop_on_postgres(pg_runtime) -> None:
-    from otklik import db
-    from otklik.models import User, utcnow
+    from otklik.cases.replies import DuplicateReply, queue_reply
+    from otklik.store import db
+    from otklik.store.models import User, utcnow
     from otklik.users import create_user
-    from responder import DuplicateReply, queue_reply
 
     for _ in range(7):  # past the end of the sample set and into a second round
         assert run_source(pg_runtime, "demo").status == "ok"

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from otklik import db
+from otklik.cases.ingest import store_page
 from otklik.domain import RawMention
-from otklik.ingest import store_page
-from otklik.models import Mention
+from otklik.store import db
+from otklik.store.models import Mention
 from tests.conftest import PASSWORD, login
 
 HOSTILE = RawMention(

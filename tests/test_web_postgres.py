@@ -8,21 +8,19 @@ import pytest
 from sqlalchemy import select
 
 from config import load_settings
-from otklik.collect import run_source
-from otklik.models import Conversation, Mention
-from otklik.runtime import Runtime
-from otklik.scoring import score_pending
-from responder import send_due
+from otklik.store.models import Conversation, Mention
 from tests.conftest import KeywordScorer, hermetic_environ, login
 from tests.test_migrations import needs_postgres, pg_schema_url  # noqa: F401 - fixture
 from tests.web_support import fast_password_hashing  # noqa: F401
+from workers.jobs import run_source, score_pending, send_due
+from workers.runtime import Runtime
 
 pytestmark = [pytest.mark.postgres, needs_postgres]
 
 
 @pytest.fixture
 def pg_client(config_path, pg_schema_url):  # noqa: F811
-    from otklik import db
+    from otklik.store import db
     from otklik.users import create_user
     from web import create_app
 
@@ -55,8 +53,8 @@ def test_inbox_filters_views_and_pages_on_postgres(pg_client) -> None:
     assert complaints and set(complaints) < set(everything)
     assert _ids(client, "/?language=ru&question=1&sentiment=neutral")
     with runtime.sessions() as session:
-        from otklik.inbox_query import InboxFilter, fetch_page
-        from otklik.models import utcnow
+        from otklik.store.inbox_query import InboxFilter, fetch_page
+        from otklik.store.models import utcnow
 
         first = fetch_page(session, InboxFilter(sort="sla"), 1, utcnow(), size=5)
         second = fetch_page(session, InboxFilter(sort="sla"), 1, utcnow(), first.next_cursor, 5)

@@ -7,13 +7,13 @@ import re
 import pytest
 from sqlalchemy import select
 
-from otklik import db
-from otklik.collect import run_source
+from otklik.cases.ingest import store_page
 from otklik.domain import RawMention
-from otklik.ingest import store_page
-from otklik.models import AuditEntry, Conversation, Mention, ReplyTemplate, User, utcnow
+from otklik.store import db
+from otklik.store.models import AuditEntry, Conversation, Mention, ReplyTemplate, User, utcnow
 from tests.conftest import PASSWORD, login
 from tests.web_support import fast_password_hashing  # noqa: F401
+from workers.jobs import run_source
 
 ADMIN_PAGES = {
     "templates": ("GET", "/admin/templates"),

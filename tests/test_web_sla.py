@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from otklik.sla import (
+from otklik.domain.sla import (
     BusinessHours,
     ClockState,
     Cycle,

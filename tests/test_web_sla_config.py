@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from otklik.collect import run_source
-from otklik.models import Conversation
-from otklik.sla import BusinessHours, add_business_time
+from otklik.domain.sla import BusinessHours, add_business_time
+from otklik.store.models import Conversation
 from tests.conftest import login, write_config
 from tests.web_support import fast_password_hashing  # noqa: F401
+from workers.jobs import run_source
 
 SLA = """
 [sla]
@@ -53,9 +53,9 @@ def test_new_conversations_are_due_in_business_time(runtime) -> None:
 
 def test_a_changed_policy_reaches_every_open_conversation_at_start(tmp_path, runtime, app) -> None:
     from config import load_settings
-    from otklik.runtime import Runtime
     from tests.conftest import KeywordScorer, hermetic_environ
     from web import create_app
+    from workers.runtime import Runtime
 
     run_source(runtime, "demo")
     around_the_clock = write_config(tmp_path, extra="")  # the same var/ and database

@@ -5,16 +5,19 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
-from otklik import db, inbox_index
+from config import Settings
+from otklik.connectors import Registry
+from otklik.domain.sla import SlaPolicy
 from otklik.presence import PresenceBoard
-from otklik.runtime import Runtime
-from otklik.sla import policy_from_settings
+from otklik.store import db, projections
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -22,6 +25,16 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'"
 )
 csrf = CSRFProtect()
+
+
+class Services(Protocol):
+    """What the console needs from the composition root (``workers.runtime.Runtime``)."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    registry: Registry
+    sla_policy: SlaPolicy | None
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -32,8 +45,8 @@ class _SessionInterface(SecureCookieSessionInterface):
         return secure or (bool(request) and request.is_secure)
 
 
-def create_app(runtime: Runtime, test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the console for ``runtime`` (settings, database, scorer)."""
+def create_app(runtime: Services, test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the console for ``runtime`` (settings, database, connectors, SLA policy)."""
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=_secret_key(runtime.settings.var_path),
@@ -48,7 +61,7 @@ def create_app(runtime: Runtime, test_config: dict[str, Any] | None = None) -> F
         app.config.update(test_config)
     app.session_interface = _SessionInterface()
     app.extensions["otklik"] = runtime
-    app.extensions["otklik.sla_policy"] = policy_from_settings(runtime.settings.sla)
+    app.extensions["otklik.sla_policy"] = runtime.sla_policy
     app.extensions["otklik.presence"] = PresenceBoard()
     csrf.init_app(app)
 
@@ -73,12 +86,13 @@ def create_app(runtime: Runtime, test_config: dict[str, Any] | None = None) -> F
     return app
 
 
-def runtime_of(app: Flask) -> Runtime:
-    """The Runtime the app was built with."""
-    return app.extensions["otklik"]
+def runtime_of(app: Flask) -> Services:
+    """The services the app was built with."""
+    services: Services = app.extensions["otklik"]
+    return services
 
 
-def _backfill(runtime: Runtime, policy: Any) -> None:
+def _backfill(runtime: Services, policy: SlaPolicy | None) -> None:
     """Bring SLA due times in line with the policy (after an upgrade or a config change).
 
     Then refresh SQLite's statistics: without them SQLite filters the inbox through the status
@@ -87,7 +101,7 @@ def _backfill(runtime: Runtime, policy: Any) -> None:
     100,000 rows).
     """
     with db.transaction(runtime.sessions) as session:
-        inbox_index.sync_policy(session, policy, runtime.settings.var_path / "sla-policy.sha256")
+        projections.sync_policy(session, policy, runtime.settings.var_path / "sla-policy.sha256")
     if runtime.engine.dialect.name == "sqlite":
         with runtime.engine.begin() as connection:
             connection.exec_driver_sql("ANALYZE conversations")
@@ -108,7 +122,7 @@ def _secret_key(var_dir: Path) -> str:
     return key
 
 
-def _security_headers(response):  # type: ignore[no-untyped-def]
+def _security_headers(response: Response) -> Response:
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"

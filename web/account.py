@@ -6,7 +6,8 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
-from otklik import audit, db
+from otklik import audit
+from otklik.store import db
 from web.auth import db_user
 from web.i18n import LOCALES
 

@@ -6,9 +6,10 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from otklik import audit, db, templates_store
-from otklik.models import Role, User, utcnow
-from otklik.sla import BANDS
+from otklik import audit, templates_store
+from otklik.domain.sla import BANDS
+from otklik.store import db
+from otklik.store.models import Role, User, utcnow
 from otklik.users import UserError, create_user
 from web.auth import db_user, requires
 

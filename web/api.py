@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, g, request
 from sqlalchemy import select
 
-from otklik.models import Conversation, Reply, utcnow
+from otklik.store.models import Conversation, Reply, utcnow
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

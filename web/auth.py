@@ -20,8 +20,9 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from otklik import audit, db
-from otklik.models import Role, User, utcnow
+from otklik import audit
+from otklik.store import db
+from otklik.store.models import Role, User, utcnow
 from otklik.users import authenticate
 
 bp = Blueprint("auth", __name__)

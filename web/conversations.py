@@ -20,9 +20,12 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from otklik import audit, casework, db, templates_store
-from otklik.inbox_query import SORTS, InboxFilter, encode_cursor, fetch_page
-from otklik.models import (
+from otklik import templates_store
+from otklik.cases import casework, replies
+from otklik.domain.outbox import NotRetryable
+from otklik.store import db
+from otklik.store.inbox_query import SORTS, InboxFilter, encode_cursor, fetch_page
+from otklik.store.models import (
     Author,
     Brand,
     CaseEvent,
@@ -34,7 +37,6 @@ from otklik.models import (
     User,
     utcnow,
 )
-from responder import DuplicateReply, NotRetryable, queue_reply, retry_reply
 from web.auth import can, db_user
 from web.views import clock_from_events, reply_limit
 
@@ -179,18 +181,10 @@ def reply(conversation_id: int):  # type: ignore[no-untyped-def]
             limit = reply_limit(conversation.platform)
             if limit is not None and len(body.strip()) > limit:
                 raise ValueError(_("The reply is longer than %(n)d characters.", n=limit))
-            user = db_user(session)
-            queued = queue_reply(session, conversation, to, body, user, key, utcnow())
-            audit.record(
-                session,
-                user,
-                "reply",
-                f"conversation:{conversation_id}",
-                {"reply_id": queued.id},
-                ip=request.remote_addr or "",
-            )
+            user, ip = db_user(session), request.remote_addr or ""
+            replies.queue_reply(session, conversation, to, body, user, key, utcnow(), ip=ip)
         flash(_("Reply queued; it is sent within seconds."), "ok")
-    except DuplicateReply:
+    except replies.DuplicateReply:
         flash(_("This reply was already queued; it is sent only once."), "ok")
     except ValueError as exc:
         flash(str(exc), "error")
@@ -206,18 +200,12 @@ def retry(conversation_id: int, reply_id: int):  # type: ignore[no-untyped-def]
             reply_row = session.get(Reply, reply_id)
             if reply_row is None or reply_row.conversation_id != conversation_id:
                 abort(404)
-            retry_reply(reply_row, checked_platform=request.form.get("checked") == "1")
-            user = db_user(session)
-            conversation = session.get(Conversation, conversation_id)
-            casework.log_event(
-                session, conversation, casework.REPLY_RETRIED, user, utcnow(), reply_id=reply_id
-            )
-            audit.record(
+            replies.retry_reply(
                 session,
-                user,
-                "reply_retry",
-                f"conversation:{conversation_id}",
-                {"reply_id": reply_id},
+                reply_row,
+                db_user(session),
+                utcnow(),
+                checked_platform=request.form.get("checked") == "1",
                 ip=request.remote_addr or "",
             )
         flash(_("Reply queued again."), "ok")
@@ -234,7 +222,12 @@ def status(conversation_id: int):  # type: ignore[no-untyped-def]
         with db.transaction(runtime.sessions) as session:
             conversation = _load(session, conversation_id)
             casework.change_status(
-                session, conversation, request.form.get("status", ""), db_user(session), utcnow()
+                session,
+                conversation,
+                request.form.get("status", ""),
+                db_user(session),
+                utcnow(),
+                ip=request.remote_addr or "",
             )
     except casework.CaseError as exc:
         flash(str(exc), "error")
@@ -259,7 +252,8 @@ def assign(conversation_id: int):  # type: ignore[no-untyped-def]
                 abort(400, "no such user")
             if not can("assign_others") and not _agent_may_assign(conversation, assignee, user):
                 abort(403)
-            casework.assign(session, conversation, assignee, user, utcnow())
+            ip = request.remote_addr or ""
+            casework.assign(session, conversation, assignee, user, utcnow(), ip=ip)
     except casework.CaseError as exc:
         flash(str(exc), "error")
     return _back(conversation_id)

@@ -11,6 +11,36 @@ LOCALES = {"en": "English", "ru": "Русский"}
 TRANSLATIONS = Path(__file__).with_name("translations")
 
 
+def N_(message: str) -> str:
+    """Mark ``message`` for ``pybabel extract`` without translating it here."""
+    return message
+
+
+# Values the templates show through ``_(value)``: sentiments, conversation statuses, priority
+# bands, corrected flags and reply states. Extraction cannot see a variable's value, so they are
+# marked here to reach messages.pot (and so messages.po) like every other string.
+DYNAMIC_MESSAGES = (
+    N_("negative"),
+    N_("neutral"),
+    N_("positive"),
+    N_("open"),
+    N_("new"),
+    N_("pending"),
+    N_("resolved"),
+    N_("all"),
+    N_("high"),
+    N_("normal"),
+    N_("low"),
+    N_("true"),
+    N_("false"),
+    N_("queued"),
+    N_("sending"),
+    N_("sent"),
+    N_("failed"),
+    N_("unknown"),
+)
+
+
 def select_locale() -> str:
     """The logged-in user's language, else the browser's best match, else English."""
     user = getattr(g, "user", None)

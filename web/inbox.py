@@ -21,8 +21,10 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from otklik import casework, db
-from otklik.inbox_query import (
+from otklik.cases import casework
+from otklik.domain.sla import SlaClock
+from otklik.store import db
+from otklik.store.inbox_query import (
     BANDS,
     SENTIMENTS,
     SORTS,
@@ -34,8 +36,7 @@ from otklik.inbox_query import (
     query_args,
     tags_for,
 )
-from otklik.models import Brand, Conversation, Mention, SavedView, User, utcnow
-from otklik.sla import SlaClock
+from otklik.store.models import Brand, Conversation, Mention, SavedView, User, utcnow
 from web.auth import can, db_user, safe_next
 from web.views import clock_for_row
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 
 from otklik.health import all_health
-from otklik.models import utcnow
+from otklik.store.models import utcnow
 
 bp = Blueprint("sources", __name__, url_prefix="/sources")
 

@@ -7,24 +7,22 @@ from datetime import datetime, timedelta
 from flask import Flask, current_app
 from flask_babel import gettext as _
 
-from otklik.inbox_index import cycle_of
-from otklik.models import CaseEvent, Conversation, utcnow
-from otklik.sla import SlaClock, cycle_from_events, sla_clock
-
-# Longest reply each platform accepts (characters); None: no practical limit.
-REPLY_LIMITS: dict[str, int | None] = {
-    "twitter": 280,
-    "vk": 4096,
-    "reddit": 10000,
-    "discourse": 32000,
-    "rss": None,
-    "demo": 280,
-}
+from otklik.domain.events import EventKind
+from otklik.domain.sla import SlaClock, cycle_from_events, sla_clock
+from otklik.store.models import CaseEvent, Conversation, utcnow
+from otklik.store.projections import cycle_of
 
 
 def reply_limit(platform: str) -> int | None:
-    """The platform's reply length limit."""
-    return REPLY_LIMITS.get(platform)
+    """The platform's reply length limit, a fact of its replier (``otklik.connectors``)."""
+    limit: int | None = current_app.extensions["otklik"].registry.reply_limit(platform)
+    return limit
+
+
+def can_reply(platform: str) -> bool:
+    """True when Otklik can answer on ``platform``."""
+    able: bool = current_app.extensions["otklik"].registry.can_reply(platform)
+    return able
 
 
 def clock_for_row(conversation: Conversation, now: datetime) -> SlaClock | None:
@@ -44,7 +42,7 @@ def clock_from_events(
     policy = current_app.extensions["otklik.sla_policy"]
     if policy is None or not any(e.kind == "opened" for e in events):
         return None
-    cycle = cycle_from_events((e.kind, e.at, e.data or {}) for e in events)
+    cycle = cycle_from_events((e.kind, e.at, e.data or {}) for e in events)  # (at, id) order
     return sla_clock(cycle, policy, conversation.platform, conversation.priority, now)
 
 
@@ -84,23 +82,23 @@ def state_label(state: str) -> str:
 
 
 def event_label(kind: str) -> str:
-    """An event kind of the conversation log in the user's language."""
-    labels = {
-        "opened": _("opened"),
-        "customer_posted": _("customer posted"),
-        "assigned": _("assigned"),
-        "reply_queued": _("reply queued"),
-        "replied": _("replied on the platform"),
-        "reply_failed": _("reply failed"),
-        "reply_retried": _("reply retried"),
-        "status_changed": _("status changed"),
-        "reopened": _("reopened"),
-        "escalated": _("escalated"),
-        "merged": _("merged"),
-        "note_added": _("note added"),
-        "tagged": _("tagged"),
-        "untagged": _("tag removed"),
-        "score_corrected": _("score corrected"),
+    """An event kind of the conversation's journal in the user's language."""
+    labels: dict[str, str] = {
+        EventKind.OPENED: _("opened"),
+        EventKind.CUSTOMER_POSTED: _("customer posted"),
+        EventKind.ASSIGNED: _("assigned"),
+        EventKind.REPLY_QUEUED: _("reply queued"),
+        EventKind.REPLIED: _("replied on the platform"),
+        EventKind.REPLY_FAILED: _("reply failed"),
+        EventKind.REPLY_RETRIED: _("reply retried"),
+        EventKind.STATUS_CHANGED: _("status changed"),
+        EventKind.REOPENED: _("reopened"),
+        EventKind.ESCALATED: _("escalated"),
+        EventKind.MERGED: _("merged"),
+        EventKind.NOTE_ADDED: _("note added"),
+        EventKind.TAGGED: _("tagged"),
+        EventKind.UNTAGGED: _("tag removed"),
+        EventKind.SCORE_CORRECTED: _("score corrected"),
     }
     return labels.get(kind, kind)
 
@@ -112,4 +110,4 @@ def register_filters(app: Flask) -> None:
     )
     from web.auth import can
 
-    app.jinja_env.globals.update(reply_limit=reply_limit, can=can)
+    app.jinja_env.globals.update(reply_limit=reply_limit, can_reply=can_reply, can=can)

@@ -9,13 +9,11 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import func, select
 
 from collectors.demo import read_outbox
-from otklik import db
-from otklik.collect import run_source
-from otklik.models import Conversation, Reply, ReplyTemplate
-from otklik.scoring import score_pending
-from responder import send_due
+from otklik.store import db
+from otklik.store.models import Conversation, Reply, ReplyTemplate
 from tests.conftest import PASSWORD
 from tests.web_support import fast_password_hashing  # noqa: F401
+from workers.jobs import run_source, score_pending, send_due
 
 pytestmark = pytest.mark.browser
 

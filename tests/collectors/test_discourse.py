@@ -11,7 +11,7 @@ import responses
 from collector_support import fixture_text, sample_path, sent_timeouts
 from responses import matchers
 
-import collectors
+from otklik.connectors import Registry
 from otklik.domain import (
     AuthError,
     ConnectorError,
@@ -31,7 +31,9 @@ def _secrets(monkeypatch):
 
 
 def connector(**settings):
-    return collectors.get("discourse").from_settings({"base_url": BASE + "/", **settings})
+    return (
+        Registry().load("source", "discourse").from_settings({"base_url": BASE + "/", **settings})
+    )
 
 
 def add(rsps, path, name, status=200, method=responses.GET, params=None, **kwargs):

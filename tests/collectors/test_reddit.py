@@ -15,7 +15,7 @@ import responses
 from collector_support import fixture_text, sample_path, sent_timeouts
 from responses import matchers
 
-import collectors
+from otklik.connectors import Registry
 from otklik.domain import (
     AuthError,
     MalformedResponse,
@@ -42,7 +42,11 @@ def _secrets(monkeypatch):
 
 
 def connector(**settings):
-    return collectors.get("reddit").from_settings({"subreddits": "acme, r/russia", **settings})
+    return (
+        Registry()
+        .load("source", "reddit")
+        .from_settings({"subreddits": "acme, r/russia", **settings})
+    )
 
 
 def add(rsps, method, url, name, status=200, **kwargs):

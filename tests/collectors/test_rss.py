@@ -10,16 +10,16 @@ import requests
 import responses
 from collector_support import FIXTURES, sample_path, sent_timeouts
 
-import collectors
 from collectors._text import KeywordFilter, html_to_text
 from collectors.rss import parse_feed
+from otklik.connectors import Registry, Replier
 from otklik.domain import AuthError, MalformedResponse, RateLimited, TransientError
 
 URL = "https://forum.example.ru/posts.rss"
 
 
 def connector(**settings):
-    return collectors.get("rss").from_settings({"url": URL, **settings})
+    return Registry().load("source", "rss").from_settings({"url": URL, **settings})
 
 
 def add(rsps, name, url=URL, **kwargs):
@@ -130,12 +130,14 @@ def test_timeout_is_transient(rsps):
 
 
 def test_cannot_reply():
-    assert collectors.get("rss").can_reply is False
+    assert not Registry().can_reply("rss")
+    assert not hasattr(Registry().load("source", "rss"), "reply")
+    assert not isinstance(connector(), Replier)
 
 
 def test_bad_url_setting():
     with pytest.raises(ValueError, match="url"):
-        collectors.get("rss").from_settings({})
+        Registry().load("source", "rss").from_settings({})
 
 
 def test_keyword_filter_and_html_to_text():

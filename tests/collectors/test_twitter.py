@@ -12,8 +12,8 @@ import requests
 import responses
 from collector_support import fixture_text, sample_path, sent_timeouts
 
-import collectors
 from collectors.twitter import parse_tweets, snowflake_time
+from otklik.connectors import Registry
 from otklik.domain import (
     AuthError,
     ConnectorError,
@@ -36,7 +36,7 @@ def _secrets(monkeypatch):
 
 
 def connector(**settings):
-    return collectors.get("twitter").from_settings(settings)
+    return Registry().load("source", "twitter").from_settings(settings)
 
 
 def query_of(call) -> dict[str, list[str]]:

@@ -12,8 +12,8 @@ import requests
 import responses
 from collector_support import fixture_text, sample_path, sent_timeouts
 
-import collectors
 from collectors.vk import parse_comments, parse_search, split_external_id
+from otklik.connectors import Registry
 from otklik.domain import (
     AuthError,
     MalformedResponse,
@@ -32,7 +32,7 @@ def _token(monkeypatch):
 
 
 def connector(**settings):
-    return collectors.get("vk").from_settings(settings)
+    return Registry().load("source", "vk").from_settings(settings)
 
 
 def add(rsps, method, name, status=200):

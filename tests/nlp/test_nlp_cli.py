@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from cli import main
+from cli.data import load_corrections, parse_label
 from nlp.encoder import cpu_multiplies_bf16
-from otklik.cli import main
-from otklik.cli_data import load_corrections, parse_label
 from tests.conftest import write_config
 
 ROWS = [
@@ -117,10 +117,10 @@ def test_info_json_is_one_line(config, capsys, tiny_encoder_dir) -> None:
 
 
 def _add_corrections(config: Path) -> None:
+    from cli.support import make_runtime
     from config import load_settings
-    from otklik import db
-    from otklik.cli import make_runtime
-    from otklik.models import Author, Mention, ScoreCorrection
+    from otklik.store import db
+    from otklik.store.models import Author, Mention, ScoreCorrection
 
     runtime = make_runtime(load_settings(config))
     now = datetime(2026, 11, 1, tzinfo=UTC)

@@ -30,14 +30,14 @@ import requests.adapters
 from soak_platforms import FAILURE_KINDS, PLATFORMS, FakePlatforms, route_to
 from sqlalchemy import func, select
 
-import otklik.collect
+import otklik.cases.collect
 from config import load_settings
-from otklik import scheduler as otklik_scheduler
-from otklik.collect import run_source
 from otklik.faults import CRASH_EXIT_CODE
-from otklik.models import Mention, Score, Source
-from otklik.runtime import Runtime
+from otklik.store.models import Mention, Score, Source
 from tests.conftest import REPO, KeywordScorer, hermetic_environ, write_config
+from workers import scheduler as otklik_scheduler
+from workers.jobs import run_source
+from workers.runtime import Runtime
 
 SOAK_SECONDS = float(os.environ.get("OTKLIK_SOAK_SECONDS", "60"))
 SEED = int(os.environ.get("OTKLIK_SOAK_SEED", "20261123"))
@@ -141,7 +141,7 @@ def _observe(runtime: Runtime, seen: dict[str, Counter], last: dict[str, object]
 def _crash_in_subprocess(config: Path, source: str) -> int:
     env = hermetic_environ(OTKLIK_CRASH_AT="after-page-commit", NO_PROXY="127.0.0.1", **ENV)
     done = subprocess.run(
-        [sys.executable, "-m", "otklik", "--config", str(config), "collect", "--source", source],
+        [sys.executable, "-m", "cli", "--config", str(config), "collect", "--source", source],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -304,7 +304,7 @@ def soak(tmp_path_factory):
                 mp.setenv(name, value)
             adapter = requests.adapters.HTTPAdapter
             mp.setattr(adapter, "send", route_to(fake, adapter.send))
-            mp.setattr(otklik.collect, "crash_point", crash_point)
+            mp.setattr(otklik.cases.collect, "crash_point", crash_point)
             mp.setattr(otklik_scheduler, "run_source", _logged(fake))
             config = write_soak_config(tmp, fake.base_url)
             result = _run_soak(config, fake, crashes, crash_on)

@@ -4,7 +4,7 @@
    A Twitter backlog is delivered newest page first, so the tail of a thread A <- B <- C can
 be stored before its head: C first (page 1), then A and B together (page 2). C opens its
 own conversation (its parent B is unknown); when B arrives it has a stored parent A *and*
-a stored child C, and ``otklik.ingest._insert`` only follows the parent, so C stays in a
+a stored child C, and ``otklik.cases.ingest._insert`` only follows the parent, so C stays in a
 separate conversation from B and A.
 
 2. Reddit comments lost by the connector (soak: ``test_stored_set_equals_served_set[reddit]``),
@@ -26,11 +26,11 @@ import requests.adapters
 from soak_platforms import FakePlatforms, route_to
 from sqlalchemy import select
 
-import collectors
-from otklik import db
+from otklik.cases.ingest import store_page
+from otklik.connectors import Registry
 from otklik.domain import RawMention
-from otklik.ingest import store_page
-from otklik.models import CaseEvent, Conversation, Mention
+from otklik.store import db
+from otklik.store.models import CaseEvent, Conversation, Mention
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -83,7 +83,7 @@ def fake_reddit(monkeypatch):
 
 
 def _reddit():
-    return collectors.get("reddit").from_settings({"subreddits": "ladoga", "timeout": 1})
+    return Registry().load("source", "reddit").from_settings({"subreddits": "ladoga", "timeout": 1})
 
 
 def test_reddit_comment_posted_on_an_already_read_thread_during_a_fetch(fake_reddit) -> None:

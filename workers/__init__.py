@@ -1,0 +1,1 @@
+"""Background work: the composition root (``runtime``), the jobs and the scheduler."""
