@@ -24,33 +24,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import load_settings  # noqa: E402
 from otklik.domain.sla import policy_from_settings  # noqa: E402
+from otklik.services import Services  # noqa: E402
 from otklik.store import db  # noqa: E402
 from otklik.store.inbox_query import SORTS, encode_cursor  # noqa: E402
 from otklik.store.models import Author, Brand, Conversation, Mention, Score  # noqa: E402
 from otklik.store.projections import due_of  # noqa: E402
 from otklik.users import create_user  # noqa: E402
-from workers.runtime import Runtime  # noqa: E402
 
 PASSWORD = "benchmark password"
 PLATFORMS = ("twitter", "vk", "reddit", "discourse", "rss")
 STATUSES = ("new", "new", "open", "open", "pending", "resolved")
 
 
-def make_runtime(directory: Path) -> Runtime:
+def make_runtime(directory: Path) -> Services:
     """A runtime on a scratch SQLite database under ``directory``."""
     config = directory / "bench.toml"
     config.write_text(
         f'var_dir = "{directory}"\n[[brands]]\nname = "Ladoga Coffee"\nhandles = ["ladoga"]\n',
         encoding="utf-8",
     )
-    runtime = Runtime.from_settings(
-        load_settings(config, environ={}), scorer_factory=lambda s: None
-    )
+    runtime = Services.open(load_settings(config, environ={}))
     runtime.prepare_database()
     return runtime
 
 
-def seed(runtime: Runtime, n: int, now: datetime, posts: int = 1) -> None:
+def seed(runtime: Services, n: int, now: datetime, posts: int = 1) -> None:
     """Bulk-insert ``n`` conversations with ``posts`` scored customer posts each."""
     rng = random.Random(7)
     policy = policy_from_settings(runtime.settings.sla)
@@ -139,7 +137,7 @@ def _score(conversation: dict, mention_id: int) -> dict:
     }
 
 
-def deep_cursor(runtime: Runtime, fraction: float) -> str:
+def deep_cursor(runtime: Services, fraction: float) -> str:
     """The keyset cursor of the row ``fraction`` down the default (priority) order."""
     keys = SORTS["priority"]
     with runtime.sessions() as session:

@@ -45,6 +45,7 @@ def configure_threads(threads: int | None = None) -> int:
         torch.set_num_threads(threads)
     return threads
 
+
 class Bf16Encoder(Encoder):
     """The torch model with bfloat16 weights and activations.
 
@@ -112,4 +113,3 @@ class OnnxEncoder(Encoder):
     def _forward(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feed = {"input_ids": input_ids, "attention_mask": mask}
         return self.session.run(["pooled"], feed)[0]
-

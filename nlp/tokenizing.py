@@ -77,4 +77,3 @@ def load_tokenizer(path: Path, light: bool = False):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-

@@ -141,7 +141,6 @@ def sentiment_examples(
     return texts, labels, weights, ex
 
 
-
 def complaint_examples(tweets, parts, seeds, extra) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Complaint training set: training tweets (weak labels, see
     :func:`nlp.datasets.weak_complaint_labels`), seeds (x5), corrections that say whether

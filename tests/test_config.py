@@ -91,7 +91,7 @@ def test_missing_required_source_key(tmp_path: Path) -> None:
 
 
 def test_cli_reports_config_errors_with_exit_status_2(tmp_path: Path, capsys) -> None:
-    from cli import main
+    from workers.cli import main
 
     path = write_config(tmp_path, extra="\n[web]\nprot = 1\n")
     assert main(["--config", str(path), "collect", "--source", "demo"]) == 2

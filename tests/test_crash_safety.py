@@ -20,7 +20,7 @@ from workers.runtime import Runtime
 def otklik(config: Path, *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
     env = hermetic_environ(**({"OTKLIK_CRASH_AT": crash_at} if crash_at else {}))
     return subprocess.run(
-        [sys.executable, "-m", "cli", "--config", str(config), *args],
+        [sys.executable, "-m", "workers.cli", "--config", str(config), *args],
         env=env,
         capture_output=True,
         text=True,

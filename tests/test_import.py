@@ -6,10 +6,10 @@ import json
 
 from sqlalchemy import func, select
 
-from cli import main
 from config import load_settings
 from otklik.store.models import Conversation, Mention
 from tests.conftest import hermetic_environ
+from workers.cli import main
 from workers.runtime import Runtime
 
 GOOD = {

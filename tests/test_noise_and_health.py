@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from cli import main
 from config import SourceSettings
 from otklik.domain import RawMention
 from otklik.domain.noise import NoiseRules, split_noise
 from otklik.health import assess
 from otklik.store.models import Mention, Source
 from tests.conftest import write_config
+from workers.cli import main
 from workers.jobs import run_source
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -5,18 +5,15 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from flask import Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
-from config import Settings
-from otklik.connectors import Registry
 from otklik.domain.sla import SlaPolicy
 from otklik.presence import PresenceBoard
+from otklik.services import Services
 from otklik.store import db, projections
 
 CONTENT_SECURITY_POLICY = (
@@ -25,16 +22,6 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'"
 )
 csrf = CSRFProtect()
-
-
-class Services(Protocol):
-    """What the console needs from the composition root (``workers.runtime.Runtime``)."""
-
-    settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
-    registry: Registry
-    sla_policy: SlaPolicy | None
 
 
 class _SessionInterface(SecureCookieSessionInterface):

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from cli import main
-from cli.data import load_corrections, parse_label
 from nlp.encoder import cpu_multiplies_bf16
 from tests.conftest import write_config
+from workers.cli import main
+from workers.cli.nlp import load_corrections, parse_label
 
 ROWS = [
     {"text": "Курьер опоздал на три часа", "sentiment": "negative", "complaint": True},
@@ -117,10 +117,10 @@ def test_info_json_is_one_line(config, capsys, tiny_encoder_dir) -> None:
 
 
 def _add_corrections(config: Path) -> None:
-    from cli.support import make_runtime
     from config import load_settings
     from otklik.store import db
     from otklik.store.models import Author, Mention, ScoreCorrection
+    from workers.cli.support import make_runtime
 
     runtime = make_runtime(load_settings(config))
     now = datetime(2026, 11, 1, tzinfo=UTC)

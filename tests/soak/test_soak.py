@@ -141,7 +141,16 @@ def _observe(runtime: Runtime, seen: dict[str, Counter], last: dict[str, object]
 def _crash_in_subprocess(config: Path, source: str) -> int:
     env = hermetic_environ(OTKLIK_CRASH_AT="after-page-commit", NO_PROXY="127.0.0.1", **ENV)
     done = subprocess.run(
-        [sys.executable, "-m", "cli", "--config", str(config), "collect", "--source", source],
+        [
+            sys.executable,
+            "-m",
+            "workers.cli",
+            "--config",
+            str(config),
+            "collect",
+            "--source",
+            source,
+        ],
         env=env,
         cwd=REPO,
         capture_output=True,

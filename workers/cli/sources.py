@@ -24,9 +24,9 @@ def register(sub: Any) -> None:
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     """Print each source's health; exit 1 when any enabled source is failing or silent."""
-    from cli.support import make_runtime
     from otklik.health import all_health
     from otklik.store.models import utcnow
+    from workers.cli.support import make_runtime
 
     runtime = make_runtime(settings)
     with runtime.sessions() as session:

@@ -45,7 +45,7 @@ def _host_port(parser: argparse.ArgumentParser) -> None:
 
 def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     """Build (or verify) the encoder, migrate the database, create the first admin."""
-    from cli.support import make_runtime, progress
+    from workers.cli.support import make_runtime, progress
 
     if not getattr(args, "skip_model", False):
         from nlp.encoder_build import build_encoder
@@ -82,7 +82,7 @@ def _redact(url: str) -> str:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """Init, then scheduler + console in one process."""
-    from cli.support import make_runtime, run_all
+    from workers.cli.support import make_runtime, run_all
 
     cmd_init(settings, args)
     runtime = make_runtime(settings)
@@ -92,7 +92,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     """Console only (run the scheduler elsewhere)."""
-    from cli.support import make_runtime, serve
+    from workers.cli.support import make_runtime, serve
 
     serve(make_runtime(settings), args.host or settings.web.host, args.port or settings.web.port)
     return 0
@@ -100,8 +100,8 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
     """Scheduler only, in the foreground."""
-    from cli.support import make_runtime
     from workers import scheduler
+    from workers.cli.support import make_runtime
 
     scheduler.start(make_runtime(settings), blocking=True)
     return 0
@@ -109,7 +109,7 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_collect(settings: Settings, args: argparse.Namespace) -> int:
     """One page from one source; exit status 1 when the source failed."""
-    from cli.support import make_runtime, progress
+    from workers.cli.support import make_runtime, progress
     from workers.jobs import run_source, score_pending
 
     settings.source(args.source)  # a clear error for an unknown name
@@ -133,7 +133,7 @@ def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
     import getpass
     import os
 
-    from cli.support import make_runtime
+    from workers.cli.support import make_runtime
 
     password = args.password or os.environ.get("OTKLIK_NEW_PASSWORD") or getpass.getpass()
     runtime = make_runtime(settings)

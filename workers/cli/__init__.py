@@ -7,8 +7,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from cli import data, ops, sources
 from config import ConfigError
+from workers.cli import data, nlp, ops, sources
 from workers.runtime import load_checked
 
 
@@ -40,5 +40,6 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     ops.register(sub)
     data.register(sub)
+    nlp.register(sub)
     sources.register(sub)
     return parser
