@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from otklik import audit
 from otklik.store.models import ReplyTemplate, User
 
 VARIABLES = ("author", "brand", "agent", "platform")
@@ -54,6 +55,7 @@ def save_template(
     user: User,
     now: datetime,
     template_id: int | None = None,
+    ip: str = "",
 ) -> ReplyTemplate:
     """Create (or update ``template_id``) after checking name, language and variables."""
     name, body = name.strip(), body.strip()
@@ -78,12 +80,18 @@ def save_template(
     template.name, template.language, template.body = name, language, body
     template.updated_by, template.updated_at = user.id, now
     session.flush()
+    change = {"name": template.name, "language": template.language}
+    audit.record(session, user, "template_saved", f"template:{template.id}", change, ip=ip, at=now)
     return template
 
 
-def delete_template(session: Session, template_id: int) -> ReplyTemplate | None:
+def delete_template(
+    session: Session, template_id: int, user: User, ip: str = ""
+) -> ReplyTemplate | None:
     """Delete a template; return it (or None if it did not exist)."""
     template = session.get(ReplyTemplate, template_id)
     if template is not None:
         session.delete(template)
+        change = {"name": template.name, "language": template.language}
+        audit.record(session, user, "template_deleted", f"template:{template_id}", change, ip=ip)
     return template

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
-from otklik import audit
+from otklik import accounts
 from otklik.store import db
 from web.auth import db_user
 from web.i18n import LOCALES
@@ -29,9 +29,7 @@ def set_locale():  # type: ignore[no-untyped-def]
         return redirect(url_for("account.show"))
     runtime = current_app.extensions["otklik"]
     with db.transaction(runtime.sessions) as session:
-        user = db_user(session)
-        old, user.locale = user.locale, locale
-        audit.record(session, user, "settings", f"user:{user.username}", {"locale": [old, locale]})
+        accounts.set_locale(session, db_user(session), locale, ip=request.remote_addr or "")
     with force_locale(locale):
         flash(_("Language saved."), "ok")
     return redirect(url_for("account.show"))

@@ -6,11 +6,11 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from otklik import audit, templates_store
+from otklik import accounts, audit, templates_store
 from otklik.domain.sla import BANDS
 from otklik.store import db
 from otklik.store.models import Role, User, utcnow
-from otklik.users import UserError, create_user
+from otklik.users import UserError
 from web.auth import db_user, requires
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -39,7 +39,7 @@ def save_template():  # type: ignore[no-untyped-def]
     try:
         with db.transaction(runtime.sessions) as session:
             user = db_user(session)
-            saved = templates_store.save_template(
+            templates_store.save_template(
                 session,
                 request.form.get("name", ""),
                 request.form.get("language", ""),
@@ -47,13 +47,7 @@ def save_template():  # type: ignore[no-untyped-def]
                 user,
                 utcnow(),
                 int(template_id) if template_id.isdigit() else None,
-            )
-            audit.record(
-                session,
-                user,
-                "template_saved",
-                f"template:{saved.id}",
-                {"name": saved.name, "language": saved.language},
+                ip=request.remote_addr or "",
             )
         flash(_("Template saved."), "ok")
     except templates_store.TemplateError as exc:
@@ -67,16 +61,10 @@ def delete_template(template_id: int):  # type: ignore[no-untyped-def]
     """Delete a template."""
     runtime = current_app.extensions["otklik"]
     with db.transaction(runtime.sessions) as session:
-        deleted = templates_store.delete_template(session, template_id)
+        ip = request.remote_addr or ""
+        deleted = templates_store.delete_template(session, template_id, db_user(session), ip)
         if deleted is None:
             abort(404)
-        audit.record(
-            session,
-            db_user(session),
-            "template_deleted",
-            f"template:{template_id}",
-            {"name": deleted.name, "language": deleted.language},
-        )
     flash(_("Template deleted."), "ok")
     return redirect(url_for("admin.templates"))
 
@@ -98,15 +86,13 @@ def add_user():  # type: ignore[no-untyped-def]
     runtime = current_app.extensions["otklik"]
     try:
         with db.transaction(runtime.sessions) as session:
-            role = request.form.get("role", "")
-            created = create_user(
+            accounts.add_user(
                 session,
+                db_user(session),
                 request.form.get("username", ""),
                 request.form.get("password", ""),
-                role=role,
-            )
-            audit.record(
-                session, db_user(session), "user_added", f"user:{created.username}", {"role": role}
+                request.form.get("role", ""),
+                ip=request.remote_addr or "",
             )
         flash(_("User added."), "ok")
     except UserError as exc:
@@ -126,12 +112,11 @@ def update_user(user_id: int):  # type: ignore[no-untyped-def]
         role, active = request.form.get("role", user.role), request.form.get("active") == "1"
         if role not in {r.value for r in Role}:
             abort(400, "unknown role")
-        if user.id == actor.id and (role != Role.ADMIN or not active):
+        try:
+            accounts.change_user(session, actor, user, role, active, ip=request.remote_addr or "")
+        except accounts.SelfLockout:
             flash(_("You cannot demote or deactivate yourself."), "error")
             return redirect(url_for("admin.users"))
-        change = {"role": [user.role, role], "active": [user.active, active]}
-        user.role, user.active = role, active
-        audit.record(session, actor, "user_changed", f"user:{user.username}", change)
     flash(_("User updated."), "ok")
     return redirect(url_for("admin.users"))
 

@@ -20,10 +20,9 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from otklik import audit
+from otklik import accounts
 from otklik.store import db
 from otklik.store.models import Role, User, utcnow
-from otklik.users import authenticate
 
 bp = Blueprint("auth", __name__)
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
@@ -90,16 +89,9 @@ def login():  # type: ignore[no-untyped-def]
         return render_template("login.html"), 429
     runtime = current_app.extensions["otklik"]
     with db.transaction(runtime.sessions) as db_session:
-        user = authenticate(db_session, username, request.form.get("password", ""))
+        password, ip = request.form.get("password", ""), request.remote_addr or ""
+        user = accounts.log_in(db_session, username, password, ip)
         user_id = user.id if user else None
-        audit.record(
-            db_session,
-            user,
-            "login" if user else "login_failed",
-            username,
-            ip=request.remote_addr or "",
-            actor=username[:80],
-        )
     if user_id is None:
         throttle.failed(keys, now)
         flash(_("Wrong username or password."), "error")
@@ -113,9 +105,7 @@ def login():  # type: ignore[no-untyped-def]
 def _audit_login(user: User | None, action: str, username: str) -> None:
     runtime = current_app.extensions["otklik"]
     with db.transaction(runtime.sessions) as db_session:
-        audit.record(
-            db_session, user, action, username, ip=request.remote_addr or "", actor=username[:80]
-        )
+        accounts.record_access(db_session, user, action, username, request.remote_addr or "")
 
 
 @bp.post("/logout")
