@@ -51,6 +51,7 @@ def append(
         raise ValueError(f"unknown case event kind {kind!r}; add it to otklik.domain.events")
     if conversation.id is None:
         session.flush()  # the conversation needs its id before events can point at it
+    latest = projections.latest_event_at(session, conversation.id)
     event = CaseEvent(
         conversation_id=conversation.id,
         kind=str(kind),
@@ -61,7 +62,7 @@ def append(
         data=data,
     )
     session.add(event)
-    projections.apply_event(session, conversation, event)
+    projections.apply_event(session, conversation, event, latest)
     return event
 
 

@@ -8,8 +8,8 @@ scored customer post and ``has_complaint`` / ``has_question``. They are derived 
 refreshed by explicit calls, never by flush hooks:
 
 * :func:`apply_event` - by ``otklik.cases.journal.append`` for every event: the cycle moves by
-  the one rule (``otklik.domain.sla.next_cycle``); an event older than the cycle's start
-  (a backlog delivered out of order) or a merge replays the whole journal instead;
+  the one rule (``otklik.domain.sla.next_cycle``); an event older than the newest one already
+  journaled (a backlog delivered out of order) or a merge replays the whole journal instead;
 * :func:`refresh_flags` - by scoring, score corrections and merges: the flags from the
   customer posts' scores, a person's correction winning over the model;
 * :func:`refresh_due` - whenever the priority changes (scoring).
@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from otklik.domain.events import EventKind
@@ -57,17 +57,22 @@ def cycle_of(conversation: Conversation) -> Cycle:
     )
 
 
-def apply_event(session: Session, conversation: Conversation, event: CaseEvent) -> None:
-    """Move the conversation's cycle and due times by one journal event."""
-    known = conversation.cycle_started_at is not None
-    if event.kind == EventKind.MERGED or (known and event.at < conversation.cycle_started_at):
+def apply_event(
+    session: Session, conversation: Conversation, event: CaseEvent, latest: datetime | None
+) -> None:
+    """Move the conversation's cycle and due times by one journal event.
+
+    ``latest`` is the time of the newest event journaled before this one: an event older than
+    that (a backlog delivered out of order) or a merge replays the journal in time order
+    instead, so the cached cycle is always what :func:`cycle_from_events` gives.
+    """
+    if event.kind == EventKind.MERGED or (latest is not None and event.at < latest):
         session.flush()
-        replayed = cycle_from_events(
+        cycle: Cycle | None = cycle_from_events(
             (e.kind, e.at, e.data or {}) for e in _events(session, conversation.id)
         )
-        cycle: Cycle | None = replayed
     else:
-        before = cycle_of(conversation) if known else None
+        before = cycle_of(conversation) if conversation.cycle_started_at is not None else None
         cycle = next_cycle(
             before, event.kind, event.at, event.data or {}, conversation.last_customer_at
         )
@@ -75,6 +80,14 @@ def apply_event(session: Session, conversation: Conversation, event: CaseEvent) 
         conversation.cycle_started_at = cycle.started_at
         conversation.cycle_responded_at = cycle.first_response_at
         _set_due(conversation, cycle, policy_of(session))
+
+
+def latest_event_at(session: Session, conversation_id: int) -> datetime | None:
+    """When the newest journaled event of the conversation happened."""
+    latest: datetime | None = session.scalar(
+        select(func.max(CaseEvent.at)).where(CaseEvent.conversation_id == conversation_id)
+    )
+    return latest
 
 
 def _events(session: Session, conversation_id: int) -> list[CaseEvent]:
