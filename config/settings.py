@@ -268,7 +268,7 @@ def _build(cls: type, data: Any, where: str, prefix: str) -> Any:
 def _convert(expected: Any, value: Any, where: str, key: str) -> Any:
     origin = typing.get_origin(expected)
     if dataclasses.is_dataclass(expected):
-        return _build(expected, value, where, key + ".")
+        return _build(typing.cast(type, expected), value, where, key + ".")
     if origin is list:
         (item_type,) = typing.get_args(expected)
         if not isinstance(value, list):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,7 @@ class Mlp:
     @classmethod
     def from_arrays(cls, data: dict[str, np.ndarray], name: str) -> Mlp:
         """Inverse of :meth:`arrays`."""
-        parts = {}
+        parts: dict[str, Any] = {}
         for part in _MLP_PARTS:
             value = data[f"{name}_{part}"].astype(np.float32)
             parts[part] = value if value.size else None
@@ -122,7 +123,7 @@ class MlpEnsemble:
         """One :class:`Mlp` (``<name>_w2`` present) or the ensemble stored by :meth:`arrays`."""
         if f"{name}_w2" in data:
             return Mlp.from_arrays(data, name)
-        members = []
+        members: list[Mlp] = []
         while f"{name}.{len(members)}_w2" in data:
             members.append(Mlp.from_arrays(data, f"{name}.{len(members)}"))
         if not members:
@@ -195,10 +196,14 @@ class Heads:
         """Write the heads to ``heads_dir`` (MLPs float32, prototypes float16, JSON)."""
         heads_dir = Path(heads_dir)
         heads_dir.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            heads_dir / NPZ_NAME,
+        # Typed as Any so that numpy's stub does not read a key as its ``allow_pickle`` flag.
+        head_arrays: dict[str, Any] = {
             **self.sentiment.arrays("sentiment"),
             **self.complaint.arrays("complaint"),
+        }
+        np.savez_compressed(
+            heads_dir / NPZ_NAME,
+            **head_arrays,
             type_seed_emb=self.type_seed_emb.astype(np.float16),
             type_seed_label=self.type_seed_label.astype(np.int16),
         )

@@ -171,8 +171,8 @@ def detect_lang(text: str) -> str:
     if cyr / total >= 0.5:
         if any(ch in _NON_RU_CYRILLIC for ch in clean):
             return "other"
-        words = {w.lower() for w in _WORD.findall(clean)}
-        return "other" if words & _UK_WORDS else "ru"
+        word_set = {w.lower() for w in _WORD.findall(clean)}
+        return "other" if word_set & _UK_WORDS else "ru"
     if (lat + other) / total < 0.5 or other > max(2, 0.1 * total):
         return "other"
     words = [w.lower() for w in _WORD.findall(clean)]

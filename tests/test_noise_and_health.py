@@ -118,6 +118,34 @@ def test_sources_status_and_check_commands(config_path, capsys, monkeypatch) -> 
     assert capsys.readouterr().out.strip() == "demo: OK"
 
 
+def test_sources_check_names_a_missing_secret_before_calling_the_platform(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    from tests.conftest import write_config
+
+    vk = '\n[[sources]]\nname = "vk-wall"\nplatform = "vk"\nbrand = "Ladoga Coffee"\n'
+    config = write_config(tmp_path, extra=vk)
+    monkeypatch.delenv("OTKLIK_VK_TOKEN", raising=False)
+    assert main(["--config", str(config), "sources", "check", "--source", "vk-wall"]) == 1
+    assert capsys.readouterr().out.strip() == "vk-wall: FAILED: not set: OTKLIK_VK_TOKEN"
+
+
+def test_connectors_lists_each_connector_with_its_settings_and_secrets(
+    config_path, capsys, monkeypatch
+) -> None:
+    import json
+
+    monkeypatch.setenv("OTKLIK_VK_TOKEN", "x")
+    monkeypatch.delenv("OTKLIK_DISCOURSE_API_KEY", raising=False)
+    assert main(["--config", str(config_path), "connectors", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    by_key = {(r["kind"], r["name"]): r for r in rows}
+    assert by_key[("source", "vk")]["secrets"] == {"OTKLIK_VK_TOKEN": True}
+    assert by_key[("source", "rss")]["settings"][0] == "url"
+    assert ("replier", "rss") not in by_key and ("replier", "twitter") in by_key
+    assert by_key[("source", "discourse")]["secrets"]["OTKLIK_DISCOURSE_API_KEY"] is False
+
+
 def test_the_console_shows_source_health_and_the_platform_error(runtime, client) -> None:
     from otklik.store import db
     from tests.conftest import login
