@@ -151,6 +151,7 @@ class RedditConnector:
     def reply(self, to: RawMention, text: str) -> str:
         """Reply under the submission or comment ``to``; return the new comment's fullname."""
         kind, _, thing_id = to.external_id.partition("_")
+        target: Submission | Comment
         if kind == "t3":
             target = self.reddit.submission(id=thing_id)
         elif kind == "t1":

@@ -71,10 +71,11 @@ def sync_configuration(session: Session, settings: Settings) -> None:
         brands[conf.name] = brand
     session.flush()
     sources = {s.name: s for s in session.scalars(select(Source))}
-    for conf in settings.sources:
-        source = sources.get(conf.name) or Source(name=conf.name)
-        source.platform, source.query, source.enabled = conf.platform, conf.query, conf.enabled
-        source.brand_id = brands[conf.brand].id if conf.brand else None
+    for source_conf in settings.sources:
+        source = sources.get(source_conf.name) or Source(name=source_conf.name)
+        source.platform, source.query = source_conf.platform, source_conf.query
+        source.enabled = source_conf.enabled
+        source.brand_id = brands[source_conf.brand].id if source_conf.brand else None
         session.add(source)
     for name, source in sources.items():
         if name not in {c.name for c in settings.sources}:

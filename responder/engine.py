@@ -90,7 +90,7 @@ def _send_one(
         _record_failure(sessions, channel, row_id, exc, now)
         return False
     with db.transaction(sessions) as session:
-        row = session.get(channel.model, row_id)
+        row: Any = session.get(channel.model, row_id)  # claimed (SENDING) above, so present
         row.state, row.external_id, row.sent_at, row.error = (
             OutboxState.SENT,
             external_id,
@@ -109,7 +109,7 @@ def _record_failure(
     now: datetime,
 ) -> None:
     with db.transaction(sessions) as session:
-        row = session.get(channel.model, row_id)
+        row: Any = session.get(channel.model, row_id)  # claimed (SENDING) by _send_one, so present
         row.error = f"{type(exc).__name__}: {exc}"
         retry_at = next_attempt(exc, row.attempts, now)
         if retry_at is not None:

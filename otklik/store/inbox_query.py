@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -78,7 +78,7 @@ def parse_filter(args: Mapping[str, str]) -> InboxFilter:
     return replace(base, **found)
 
 
-def _choice(options: tuple[str, ...] | Mapping[str, Any]):  # type: ignore[no-untyped-def]
+def _choice(options: tuple[str, ...] | Mapping[str, Any]) -> Callable[[str], str | None]:
     return lambda raw: raw if raw in options else None
 
 
@@ -236,7 +236,7 @@ def decode_cursor(cursor: str, keys: tuple[tuple[Any, bool], ...]) -> list[Any]:
         raise ValueError(f"bad cursor: {exc}") from None
     if not isinstance(values, list) or len(values) != len(keys):
         raise ValueError("bad cursor: wrong shape")
-    typed = []
+    typed: list[Any] = []
     for (column, _desc), value in zip(keys, values, strict=True):
         python_type = getattr(column.type, "impl", column.type).python_type
         if value is None:
@@ -301,4 +301,5 @@ def latest_posts(session: Session, conversation_ids: list[int]) -> dict[int, tup
             .group_by(Mention.conversation_id)
         ).all()
     )
-    return {m.conversation_id: (m, counts.get(m.conversation_id, 1)) for m in newest}
+    # Every row matched ``conversation_id IN (...)``, so none has a null conversation.
+    return {cast(int, m.conversation_id): (m, counts.get(m.conversation_id, 1)) for m in newest}

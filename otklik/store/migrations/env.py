@@ -1,7 +1,9 @@
 """Alembic environment: runs on the connection handed over by ``otklik.store.db.upgrade``."""
 
+from typing import cast
+
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from otklik.store.models import Base
 
@@ -15,13 +17,13 @@ def run_migrations() -> None:
         url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
             "sqlalchemy.url"
         )
-        with create_engine(url).begin() as conn:
+        with create_engine(cast(str, url)).begin() as conn:
             _configure_and_run(conn)
     else:
         _configure_and_run(connection)
 
 
-def _configure_and_run(connection) -> None:  # type: ignore[no-untyped-def]
+def _configure_and_run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
