@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import xml.sax
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -140,7 +141,7 @@ def parse_feed(body: bytes, content_type: str = "") -> list[RawMention]:
 
 def parse_entry(entry: Mapping[str, Any]) -> RawMention | None:
     """Turn one feedparser entry into a mention (``None`` when it carries no date)."""
-    stamp = entry.get("published_parsed") or entry.get("updated_parsed")
+    stamp: time.struct_time | None = entry.get("published_parsed") or entry.get("updated_parsed")
     if stamp is None:
         log.info("rss: skipping undated entry %r", entry.get("id") or entry.get("link"))
         return None

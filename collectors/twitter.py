@@ -326,7 +326,10 @@ def parse_tweets(body: Mapping[str, Any]) -> list[RawMention]:
     includes = body.get("includes") or {}
     if not isinstance(data, list) or not isinstance(includes, dict):
         raise MalformedResponse("twitter: data is not a list", json.dumps(body))
-    users = {u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)}
+    # keyed by the user's id as sent (a string in API v2; a user without one is never looked up)
+    users: dict[Any, Mapping[str, Any]] = {
+        u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)
+    }
     mentions = [parse_tweet(tweet, users) for tweet in data]
     return sorted(mentions, key=lambda m: int(m.external_id))
 

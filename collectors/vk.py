@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
 import requests
 import vk_api
@@ -249,7 +249,8 @@ class VkConnector:
         for post_id, result in zip(post_ids, results, strict=True):
             if result is False:  # that call failed (post deleted, comments closed)
                 continue
-            mentions.extend(parse_comments(result, self.owner_id, post_id))
+            # mode 'wall' is refused without an owner_id (__init__), so it is set here
+            mentions.extend(parse_comments(result, cast(int, self.owner_id), post_id))
         if last_id is None:
             fresh = [m for m in mentions if m.created_at >= since]
         else:

@@ -49,3 +49,32 @@ def test_demo_loop_on_postgres(pg_runtime) -> None:
     assert send_due(pg_runtime) == 1
     with pg_runtime.sessions() as session:
         assert session.scalar(select(Reply.state)) == ReplyState.SENT
+
+
+def test_a_journal_reader_never_skips_an_event_committed_late(pg_runtime) -> None:
+    """Two writers: the lower id commits after the higher one; the reader waits for it."""
+    from otklik.cases import journal
+    from otklik.domain.events import EventKind
+    from otklik.store import db
+    from otklik.store.models import utcnow
+
+    run_source(pg_runtime, "demo")
+    with db.transaction(pg_runtime.sessions) as session:
+        events = journal.read(session, "alerts", utcnow(), limit=10_000)
+        journal.advance(session, "alerts", events[-1].id, utcnow())
+    slow = pg_runtime.sessions()
+    slow.begin()
+    first = slow.scalar(select(Conversation).order_by(Conversation.id))
+    early = journal.append(slow, first, EventKind.TAGGED, utcnow(), tag="slow")
+    slow.flush()  # the lower id is taken, not yet committed
+    with db.transaction(pg_runtime.sessions) as session:
+        other = session.scalar(select(Conversation).order_by(Conversation.id.desc()))
+        late = journal.append(session, other, EventKind.TAGGED, utcnow(), tag="fast")
+    assert early.id < late.id
+    with pg_runtime.sessions() as session:
+        assert journal.read(session, "alerts", utcnow()) == []  # not past the open gap
+    slow.commit()
+    slow.close()
+    with pg_runtime.sessions() as session:
+        seen = [e.data["tag"] for e in journal.read(session, "alerts", utcnow())]
+    assert seen == ["slow", "fast"]

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from otklik import audit
@@ -57,7 +58,7 @@ def change_status(
     old = conversation.status
     if old == status:
         return False
-    change = {"from": str(old), "to": str(status)}
+    change: dict[str, Any] = {"from": str(old), "to": str(status)}
     journal.append(session, conversation, EventKind.STATUS_CHANGED, now, user=user, **change)
     conversation.resolved_at = now if status == Status.RESOLVED else None
     conversation.status = status
@@ -81,9 +82,8 @@ def assign(
         return False
     old = conversation.assignee.username if conversation.assignee else None
     new = assignee.username if assignee else None
-    journal.append(
-        session, conversation, EventKind.ASSIGNED, now, user=user, **{"from": old, "to": new}
-    )
+    moved: dict[str, Any] = {"from": old, "to": new}
+    journal.append(session, conversation, EventKind.ASSIGNED, now, user=user, **moved)
     conversation.assignee_id = new_id
     conversation.assignee = assignee
     audit.record(
@@ -135,10 +135,13 @@ def remove_tag(
     session: Session, conversation: Conversation, tag: str, user: User, now: datetime
 ) -> bool:
     """Remove a tag; False when the conversation did not have it."""
-    result = session.execute(
-        delete(ConversationTag).where(
-            ConversationTag.conversation_id == conversation.id, ConversationTag.tag == tag
-        )
+    result = cast(
+        "CursorResult[Any]",  # a DELETE's result carries the row count
+        session.execute(
+            delete(ConversationTag).where(
+                ConversationTag.conversation_id == conversation.id, ConversationTag.tag == tag
+            )
+        ),
     )
     if not result.rowcount:
         return False

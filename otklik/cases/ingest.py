@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -189,7 +190,7 @@ def _attach_customer_post(
         conversation.status, conversation.resolved_at = Status.OPEN, None
         _post_event(session, conversation, EventKind.REOPENED, now, mention, now)
     elif conversation.status == Status.PENDING:  # we were waiting for the customer: they answered
-        changed = {"from": str(Status.PENDING), "to": str(Status.OPEN)}
+        changed: dict[str, Any] = {"from": str(Status.PENDING), "to": str(Status.OPEN)}
         journal.append(session, conversation, EventKind.STATUS_CHANGED, now, **changed)
         conversation.status = Status.OPEN
 
@@ -215,5 +216,5 @@ def _post_event(
     now: datetime,
     actor: str = "system",
 ) -> None:
-    data = {"mention_id": mention.id, "external_id": mention.external_id}
+    data: dict[str, Any] = {"mention_id": mention.id, "external_id": mention.external_id}
     journal.append(session, conversation, kind, at, actor=actor, recorded_at=now, **data)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Column, Table, and_, delete, exists, select, update
 from sqlalchemy.orm import Session, aliased
@@ -71,7 +72,7 @@ def _references() -> list[tuple[Table, Column]]:
 
 def _move_rows(session: Session, table: Table, column: Column, from_id: int, to_id: int) -> None:
     for constraint in table.constraints:
-        columns = getattr(constraint, "columns", None)
+        columns: Any = getattr(constraint, "columns", None)  # read only on a UniqueConstraint
         if constraint.__class__.__name__ != "UniqueConstraint" or column.name not in columns:
             continue
         twin = aliased(table)

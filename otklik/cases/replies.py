@@ -7,6 +7,7 @@ call :func:`record_sent` / :func:`record_failed` and commits around the platform
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -63,7 +64,7 @@ def queue_reply(
         raise DuplicateReply(winner.id if winner else 0) from None
     journal.append(session, conversation, EventKind.REPLY_QUEUED, now, user=user, reply_id=reply.id)
     if conversation.status == Status.NEW:
-        change = {"from": str(conversation.status), "to": str(Status.OPEN)}
+        change: dict[str, Any] = {"from": str(conversation.status), "to": str(Status.OPEN)}
         journal.append(session, conversation, EventKind.STATUS_CHANGED, now, user=user, **change)
         conversation.status = Status.OPEN
     target = f"conversation:{conversation.id}"
