@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, cast
 
 import requests
 
@@ -43,7 +43,9 @@ class TimeoutSession(requests.Session):
         super().__init__()
         self.default_timeout = timeout
 
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         """Send a request, filling in ``timeout`` when the caller did not."""
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
@@ -82,7 +84,8 @@ def setting_float(settings: Mapping[str, object], key: str, default: float) -> f
     if value is None or value == "":
         return default
     try:
-        return float(value)  # type: ignore[arg-type]
+        # any TOML value may come in: float() raises TypeError for those it cannot take
+        return float(cast(Any, value))
     except (TypeError, ValueError):
         raise ValueError(f"setting {key!r} must be a number, got {value!r}") from None
 

@@ -150,7 +150,7 @@ class Settings:
     @property
     def database_url(self) -> str:
         """The configured database URL, or SQLite under ``var/``."""
-        return self.database.url or f"sqlite:///{self.var_path / 'otklik.store.db'}"
+        return self.database.url or f"sqlite:///{self.var_path / 'otklik.db'}"
 
     @property
     def encoder_path(self) -> Path:

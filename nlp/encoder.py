@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from nlp.encoder_backends import (
     ONNX_NAME,
@@ -114,7 +115,7 @@ def pick_backend(path: Path, backend: str = "auto") -> str:
 BACKEND_NAMES = {"bf16": Bf16Encoder.backend, "onnx": OnnxEncoder.backend, "torch": Encoder.backend}
 
 
-def load_encoder(path: Path, backend: str = "auto", **kwargs) -> Encoder:
+def load_encoder(path: Path, backend: str = "auto", **kwargs: Any) -> Encoder:
     """The encoder in ``path`` run by the backend :func:`pick_backend` chooses."""
     backend = pick_backend(Path(path), backend)
     if backend == "onnx":

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nlp.encoder_base import Encoder
 from nlp.tokenizing import load_tokenizer
+
+if TYPE_CHECKING:
+    import torch
 
 THREADS_ENV = "OTKLIK_NLP_THREADS"
 ONNX_NAME = "model.int8.onnx"
@@ -63,7 +67,7 @@ class Bf16Encoder(Encoder):
     weights_variant = "bf16"  # nlp.encoder_build writes model.bf16.safetensors
 
     @staticmethod
-    def dtype():
+    def dtype() -> torch.dtype:
         import torch
 
         return torch.bfloat16
@@ -78,12 +82,14 @@ class OnnxEncoder(Encoder):
 
     backend = "onnx-int8"
 
-    def __init__(self, session, tokenizer, *, n_layers: int, dim: int, **kwargs) -> None:
+    def __init__(
+        self, session: Any, tokenizer: Any, *, n_layers: int, dim: int, **kwargs: Any
+    ) -> None:
         super().__init__(None, tokenizer, n_layers=n_layers, dim=dim, **kwargs)
         self.session = session
 
     @classmethod
-    def from_dir(cls, path: Path, threads: int | None = None, **kwargs) -> OnnxEncoder:
+    def from_dir(cls, path: Path, threads: int | None = None, **kwargs: Any) -> OnnxEncoder:
         """Load ``model.int8.onnx`` and the tokenizer from a built encoder directory."""
         import json
 

@@ -14,10 +14,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from nlp.tokenizing import DEFAULT_MAX_LENGTH, DEFAULT_PREFIX, load_tokenizer, normalize_post
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_CACHE_SIZE = 4096
@@ -36,8 +40,8 @@ class Encoder:
 
     def __init__(
         self,
-        model,
-        tokenizer,
+        model: Any,  # a transformers model; None for a backend with its own _forward
+        tokenizer: Any,  # a transformers tokenizer or a LightTokenizer (load_tokenizer)
         *,
         prefix: str = DEFAULT_PREFIX,
         max_length: int = DEFAULT_MAX_LENGTH,
@@ -49,13 +53,13 @@ class Encoder:
         normalize: bool = True,
     ) -> None:
         self.normalize = normalize
-        self.model = model.eval() if model is not None else None
+        self.model: Any = model.eval() if model is not None else None
         self.tokenizer = tokenizer
         self.prefix = prefix
         self.max_length = max_length
         self.batch_size = batch_size
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        config = getattr(model, "config", None)
+        config: Any = getattr(model, "config", None)  # read only when dim/n_layers not given
         self.dim = int(dim if dim is not None else config.hidden_size)
         self.n_layers = int(n_layers if n_layers is not None else config.num_hidden_layers)
         self.cache_size = cache_size
@@ -64,7 +68,7 @@ class Encoder:
         self.set_feature_layers(feature_layers)
 
     @classmethod
-    def from_dir(cls, path: Path, **kwargs) -> Encoder:
+    def from_dir(cls, path: Path, **kwargs: Any) -> Encoder:
         """Load model and tokenizer from a local directory (never touches the network)."""
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging
@@ -79,7 +83,7 @@ class Encoder:
         return cls(model, load_tokenizer(path), **kwargs)
 
     @staticmethod
-    def dtype():
+    def dtype() -> torch.dtype:
         """The torch dtype the model's weights and activations use."""
         import torch
 
@@ -152,7 +156,7 @@ class Encoder:
                         values[i] = fresh[next(it)]
                 for text, value in zip(missing, fresh, strict=True):
                     self._cache_put(text, value)
-        stacked = np.stack(values)  # type: ignore[arg-type]
+        stacked = np.stack(cast(list[np.ndarray], values))  # every None was filled above
         out[:] = stacked[slots]
         return out
 

@@ -24,11 +24,15 @@ Recipe (seeded; about 7 minutes on 2 cores for the 27k training tweets):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 TOP_FILE = "encoder_top.safetensors"
 BASE_TOP_FILE = "base_top.safetensors"  # in an encoder dir: the layers before merging
@@ -42,6 +46,8 @@ WARMUP_STEPS = 50
 SCALE = 20.0  # logits = head(SCALE * unit vector): a fixed temperature
 
 Progress = Callable[[str], object]
+# ``read(input_ids, mask)``: the hidden states entering the first tuned layer, (b, t, dim)
+HiddenReader = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,7 @@ def merge_top(state: dict[str, np.ndarray], tuned: TunedTop, source: str) -> dic
     return originals
 
 
-def _pad(rows: Sequence[list[int]], pad_id: int):
+def _pad(rows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     import torch
 
     width = max(len(r) for r in rows)
@@ -121,7 +127,7 @@ def _pad(rows: Sequence[list[int]], pad_id: int):
     return ids, mask
 
 
-def torch_layer_input_reader(model, layer: int):
+def torch_layer_input_reader(model: Any, layer: int) -> HiddenReader:
     """``read(input_ids, mask)``: what enters ``layer`` (0-based), from the torch model."""
     import torch
 
@@ -139,7 +145,9 @@ def torch_layer_input_reader(model, layer: int):
     return read
 
 
-def cache_hidden(read, token_ids: Sequence[list[int]], pad_id: int, progress) -> list[np.ndarray]:
+def cache_hidden(
+    read: HiddenReader, token_ids: Sequence[list[int]], pad_id: int, progress: Progress
+) -> list[np.ndarray]:
     """``read``'s per-text hidden states (padding cut off) for every text, float16."""
     cached: list[np.ndarray] = [np.zeros(0)] * len(token_ids)
     order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
@@ -157,7 +165,9 @@ def cache_hidden(read, token_ids: Sequence[list[int]], pad_id: int, progress) ->
     return cached
 
 
-def _run_top(layers, cached: list, idx: Sequence[int]):
+def _run_top(
+    layers: Iterable[Any], cached: list, idx: Sequence[int] | np.ndarray
+) -> torch.Tensor:
     """Run ``layers`` on cached inputs; unit-length mean-pooled outputs ``(n, dim)``."""
     import torch
 
@@ -180,7 +190,7 @@ def _run_top(layers, cached: list, idx: Sequence[int]):
 
 
 def fine_tune_top(
-    model,
+    model: Any,  # a transformers encoder model
     token_ids: Sequence[list[int]],
     labels: np.ndarray,
     weights: np.ndarray,

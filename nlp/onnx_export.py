@@ -17,24 +17,32 @@ from __future__ import annotations
 import logging
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nlp.encoder import ONNX_NAME
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+    import torch
+
+    from nlp.finetune import HiddenReader
 
 OPSET = 17
 
 
-def _pooling_module(model):
+def _pooling_module(model: Any) -> torch.nn.Module:
     import torch
 
     class PooledLayers(torch.nn.Module):
-        def __init__(self, inner) -> None:
+        def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids, attention_mask):
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             out = self.inner(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
@@ -49,7 +57,7 @@ def _pooling_module(model):
 
 
 @contextmanager
-def _quiet_root_logger():
+def _quiet_root_logger() -> Iterator[None]:
     """The quantiser logs a pre-processing hint through the root logger; keep it out."""
     root = logging.getLogger()
     level = root.level
@@ -60,7 +68,7 @@ def _quiet_root_logger():
         root.setLevel(level)
 
 
-def float_nodes(graph, layers: Sequence[int]) -> list[str]:
+def float_nodes(graph: onnx.GraphProto, layers: Sequence[int]) -> list[str]:
     """Names of the weight-bearing nodes of encoder ``layers`` (0-based) in a fused graph.
 
     The fusion names attention nodes ``Attention_<layer>`` in layer order; the dense
@@ -159,7 +167,7 @@ def export_int8(
     return out_path
 
 
-def layer_input_reader(encoder_dir: Path, layer: int, n_layers: int):
+def layer_input_reader(encoder_dir: Path, layer: int, n_layers: int) -> HiddenReader:
     """``read(input_ids, mask) -> (batch, tokens, dim)``: what enters ``layer`` (0-based).
 
     Read from the graph the service runs, so the tuned top layers learn on the inputs
@@ -185,7 +193,7 @@ def layer_input_reader(encoder_dir: Path, layer: int, n_layers: int):
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
 
-    def read(input_ids, mask):
+    def read(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feed = {"input_ids": input_ids, "attention_mask": mask}
         return session.run([name], feed)[0]
 

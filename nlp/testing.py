@@ -19,8 +19,14 @@ from __future__ import annotations
 import json
 import string
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nlp.encoder_build import FINGERPRINT, SPECIAL_TOKENS
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
+
+    from nlp.types import Scorer
 
 TINY_TAG = "tiny-random-bert"
 _SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
@@ -34,7 +40,7 @@ def tiny_vocab() -> list[str]:
     return _SPECIALS + list(punct) + list(chars) + [f"##{c}" for c in chars]
 
 
-def build_tiny_tokenizer():
+def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     """A :class:`transformers.PreTrainedTokenizerFast` over :func:`tiny_vocab`."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
@@ -79,7 +85,7 @@ def build_tiny_encoder(target_dir: Path, seed: int = 0, layers: int = 1) -> Path
     return target_dir
 
 
-def tiny_scorer(tmp_path: Path, heads_dir: Path | None = None, seed: int = 0):
+def tiny_scorer(tmp_path: Path, heads_dir: Path | None = None, seed: int = 0) -> Scorer:
     """A real :class:`nlp.scorer.EncoderScorer` on a tiny random model built under ``tmp_path``.
 
     Uses the committed heads unless ``heads_dir`` is given.  Building takes well under

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 DEFAULT_PREFIX = "query: "
 # Tweets and posts: 64 tokens (with the prefix and specials) cover 99.3 % of the 37k
@@ -67,7 +68,7 @@ class LightTokenizer:
         return {"input_ids": [e.ids for e in encodings]}
 
 
-def load_tokenizer(path: Path, light: bool = False):
+def load_tokenizer(path: Path, light: bool = False) -> Any:
     """The tokenizer saved in an encoder directory (local files only).
 
     ``light=True`` gives a :class:`LightTokenizer` (no transformers import).

@@ -41,18 +41,20 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from nlp.datasets import (
     HELDOUT_COMPANY,
     RU_EVAL_PATH,
     SEEDS_PATH,
+    Tweets,
     file_sha256,
     load_tweets,
     read_jsonl,
 )
-from nlp.encoder import load_encoder
+from nlp.encoder import Encoder, load_encoder
 from nlp.encoder_build import read_fingerprint, rebuild_with_top
-from nlp.finetune import TOP_FILE, save_top
+from nlp.finetune import TOP_FILE, TunedTop, save_top
 from nlp.heads import DEFAULT_HEADS_DIR, SENTIMENTS
 from nlp.train_data import (
     RANDOM_SEED,
@@ -92,6 +94,7 @@ def train_heads(
     parts = split_tweets(tweets.texts, tweets.labels, limit)
     seeds = read_jsonl(SEEDS_PATH)
     extra = [c for c in (corrections or []) if str(c.get("text") or "").strip()]
+    tuned: TunedTop | None
     if finetune:
         tuned, tune_seconds = tune_top_layers(
             Path(encoder_dir), tweets, parts, seeds, extra, progress, backend
@@ -129,7 +132,7 @@ def train_heads(
     heads.meta["encoder_layers"] = encoder.n_layers
     heads.meta["training"] = _training_meta(tweets, parts, seeds, extra, tag, encoder, fit_info)
     held = parts["heldout"]
-    report = {
+    report: dict[str, Any] = {
         "heldout": evaluate_heldout(heads, tweets, held, feats["heldout"]),
         "heldout_company": evaluate_company(
             heads, tweets, parts["company"], feats["company"], HELDOUT_COMPANY
@@ -146,7 +149,15 @@ def train_heads(
     return report
 
 
-def _training_meta(tweets, parts, seeds, extra, tag: str, encoder, fit_info: dict) -> dict:
+def _training_meta(
+    tweets: Tweets,
+    parts: dict,
+    seeds: Sequence[dict],
+    extra: Sequence[dict],
+    tag: str,
+    encoder: Encoder,
+    fit_info: dict,
+) -> dict:
     return {
         "random_seed": RANDOM_SEED,
         "n_train_tweets": len(parts["train"]),

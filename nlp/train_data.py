@@ -118,7 +118,7 @@ def encode_parts(
 
 
 def sentiment_examples(
-    tweets, parts, seeds, extra
+    tweets: Tweets, parts: dict, seeds: Sequence[dict], extra: Sequence[dict]
 ) -> tuple[list[str], np.ndarray, np.ndarray, list[int]]:
     """Sentiment training set: training tweets, seeds (x5), corrections with a sentiment (x5).
 
@@ -141,7 +141,9 @@ def sentiment_examples(
     return texts, labels, weights, ex
 
 
-def complaint_examples(tweets, parts, seeds, extra) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def complaint_examples(
+    tweets: Tweets, parts: dict, seeds: Sequence[dict], extra: Sequence[dict]
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Complaint training set: training tweets (weak labels, see
     :func:`nlp.datasets.weak_complaint_labels`), seeds (x5), corrections that say whether
     the text is a complaint (x5).
@@ -164,7 +166,7 @@ def complaint_examples(tweets, parts, seeds, extra) -> tuple[np.ndarray, np.ndar
     return y_c, w_c, ex_comp
 
 
-def threshold_tweets(tweets, parts) -> tuple[np.ndarray, np.ndarray]:
+def threshold_tweets(tweets: Tweets, parts: dict) -> tuple[np.ndarray, np.ndarray]:
     """The validation tweets that set the complaint threshold: ``(mask, labels)``.
 
     Those addressed to a company (what the service sees: posts about a brand), negative =

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ def _r(value: float) -> float:
 
 
 def classification_metrics(
-    y_true: Sequence, y_pred: Sequence, labels: Sequence, positive=None
+    y_true: Sequence, y_pred: Sequence, labels: Sequence, positive: Any = None
 ) -> dict:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
 
@@ -156,7 +157,7 @@ def evaluate_ru(encoder: Encoder, heads: Heads, rows: list[dict]) -> dict:
     comp = classification_metrics(
         [int(r["is_complaint"]) for r in rows], [int(s.is_complaint) for s in scores], [0, 1], 1
     )
-    result = {f"{k}_accuracy": _r(v / n) for k, v in hits.items()}
+    result: dict[str, Any] = {f"{k}_accuracy": _r(v / n) for k, v in hits.items()}
     result.update(
         n=len(rows),
         sentiment_accuracy=sent.get("accuracy"),

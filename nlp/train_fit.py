@@ -11,8 +11,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import numpy as np
 
+from nlp.datasets import Tweets
 from nlp.finetune import TunedTop
 from nlp.heads import COMPLAINT_TYPES, Heads, Mlp, MlpEnsemble
 from nlp.scorer import combine_complaint
@@ -79,7 +83,7 @@ def fit_mlp(
             opt.step()
             total += float(loss.detach()) * len(b)
         progress(f"{name}: epoch {epoch + 1}/{EPOCHS} loss {total / max(len(yt), 1):.4f}")
-    first, second = net[1], net[4]
+    first, second = cast(torch.nn.Linear, net[1]), cast(torch.nn.Linear, net[4])
     return Mlp(
         w2=second.weight.detach().numpy().copy(),
         b2=second.bias.detach().numpy().copy(),
@@ -132,7 +136,17 @@ def pick_threshold(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]
 
 
 def fit_heads(
-    tweets, parts, feats, seeds, seed_feat, seed_emb, extra, extra_feat, layers, progress, tuned
+    tweets: Tweets,
+    parts: dict,
+    feats: dict[str, np.ndarray],
+    seeds: Sequence[dict],
+    seed_feat: np.ndarray,
+    seed_emb: np.ndarray,
+    extra: Sequence[dict],
+    extra_feat: np.ndarray,
+    layers: Sequence[int],
+    progress: Progress,
+    tuned: TunedTop | None,
 ) -> tuple[Heads, dict]:
     """Sentiment and complaint ensembles, complaint threshold and type prototypes.
 

@@ -9,19 +9,27 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
+from nlp.datasets import Tweets
 from nlp.encoder import Encoder, load_tokenizer, pick_backend
 from nlp.encoder_build import read_fingerprint, sha256_file
 from nlp.finetune import BASE_TOP_FILE, TOP_FILE, TunedTop, fine_tune_top, load_top
 from nlp.heads import SENTIMENTS
 from nlp.onnx_export import layer_input_reader
-from nlp.train_data import RANDOM_SEED, sentiment_examples
+from nlp.train_data import RANDOM_SEED, Progress, sentiment_examples
 
 
 def tune_top_layers(
-    encoder_dir: Path, tweets, parts, seeds, extra, progress, backend: str = "auto"
+    encoder_dir: Path,
+    tweets: Tweets,
+    parts: dict,
+    seeds: Sequence[dict],
+    extra: Sequence[dict],
+    progress: Progress,
+    backend: str = "auto",
 ) -> tuple[TunedTop, float]:
     """Tune the top layers of the original encoder in ``encoder_dir`` (see nlp.finetune)."""
     import torch
@@ -56,7 +64,7 @@ def tune_top_layers(
     return tuned, time.perf_counter() - started
 
 
-def existing_top(encoder_dir: Path, out: Path, progress) -> TunedTop | None:
+def existing_top(encoder_dir: Path, out: Path, progress: Progress) -> TunedTop | None:
     """The top file ``encoder_dir`` was built with (the build keeps a copy; it is copied
     into ``out`` too), or ``None``."""
     built_with = (read_fingerprint(encoder_dir) or {}).get("top_sha256")

@@ -78,7 +78,7 @@ def _send_one(
     sessions: sessionmaker[Session], channel: Channel[Any], row_id: int, now: datetime
 ) -> bool:
     with db.transaction(sessions) as session:
-        row = session.get(channel.model, row_id)
+        row: Any = session.get(channel.model, row_id)  # a channel.model instance, or None
         if row is None or row.state != OutboxState.QUEUED:
             return False  # another worker took it
         row.state, row.attempts = OutboxState.SENDING, row.attempts + 1
@@ -90,7 +90,7 @@ def _send_one(
         _record_failure(sessions, channel, row_id, exc, now)
         return False
     with db.transaction(sessions) as session:
-        row: Any = session.get(channel.model, row_id)  # claimed (SENDING) above, so present
+        row = session.get(channel.model, row_id)  # claimed (SENDING) above, so present
         row.state, row.external_id, row.sent_at, row.error = (
             OutboxState.SENT,
             external_id,

@@ -15,7 +15,7 @@ def test_defaults_without_a_file() -> None:
     settings = load_settings(None, environ={})
     assert settings.web.port == 5000
     assert settings.database_url.startswith("sqlite:///")
-    assert settings.database_url.endswith("var/otklik.store.db")
+    assert settings.database_url.endswith("var/otklik.db")
     assert settings.sources == []
 
 

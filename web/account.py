@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
@@ -15,13 +16,13 @@ bp = Blueprint("account", __name__, url_prefix="/account")
 
 
 @bp.get("/")
-def show():  # type: ignore[no-untyped-def]
+def show() -> ResponseReturnValue:
     """The account page."""
     return render_template("account.html")
 
 
 @bp.post("/locale")
-def set_locale():  # type: ignore[no-untyped-def]
+def set_locale() -> ResponseReturnValue:
     """Choose the console language (English or Russian)."""
     locale = request.form.get("locale", "")
     if locale not in LOCALES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -18,7 +19,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 @bp.get("/templates")
 @requires("manage_templates")
-def templates():  # type: ignore[no-untyped-def]
+def templates() -> ResponseReturnValue:
     """List and edit reply templates."""
     runtime = current_app.extensions["otklik"]
     with runtime.sessions() as session:
@@ -32,7 +33,7 @@ def templates():  # type: ignore[no-untyped-def]
 
 @bp.post("/templates")
 @requires("manage_templates")
-def save_template():  # type: ignore[no-untyped-def]
+def save_template() -> ResponseReturnValue:
     """Create or update a template."""
     runtime = current_app.extensions["otklik"]
     template_id = request.form.get("id", "")
@@ -57,7 +58,7 @@ def save_template():  # type: ignore[no-untyped-def]
 
 @bp.post("/templates/<int:template_id>/delete")
 @requires("manage_templates")
-def delete_template(template_id: int):  # type: ignore[no-untyped-def]
+def delete_template(template_id: int) -> ResponseReturnValue:
     """Delete a template."""
     runtime = current_app.extensions["otklik"]
     with db.transaction(runtime.sessions) as session:
@@ -71,7 +72,7 @@ def delete_template(template_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/users")
 @requires("manage_users")
-def users():  # type: ignore[no-untyped-def]
+def users() -> ResponseReturnValue:
     """List users and their roles."""
     runtime = current_app.extensions["otklik"]
     with runtime.sessions() as session:
@@ -81,7 +82,7 @@ def users():  # type: ignore[no-untyped-def]
 
 @bp.post("/users")
 @requires("manage_users")
-def add_user():  # type: ignore[no-untyped-def]
+def add_user() -> ResponseReturnValue:
     """Add a user."""
     runtime = current_app.extensions["otklik"]
     try:
@@ -102,7 +103,7 @@ def add_user():  # type: ignore[no-untyped-def]
 
 @bp.post("/users/<int:user_id>")
 @requires("manage_users")
-def update_user(user_id: int):  # type: ignore[no-untyped-def]
+def update_user(user_id: int) -> ResponseReturnValue:
     """Change a user's role or deactivate / reactivate them."""
     runtime = current_app.extensions["otklik"]
     with db.transaction(runtime.sessions) as session:
@@ -123,7 +124,7 @@ def update_user(user_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/audit")
 @requires("view_audit")
-def audit_log():  # type: ignore[no-untyped-def]
+def audit_log() -> ResponseReturnValue:
     """The newest audit entries."""
     runtime = current_app.extensions["otklik"]
     with runtime.sessions() as session:
@@ -132,7 +133,7 @@ def audit_log():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/sla")
-def sla_policy():  # type: ignore[no-untyped-def]
+def sla_policy() -> ResponseReturnValue:
     """The SLA policy in force (read-only: it comes from the ``[sla]`` configuration section)."""
     runtime = current_app.extensions["otklik"]
     return render_template(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, g, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from otklik.store.models import Conversation, Reply, utcnow
@@ -11,7 +12,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 @bp.post("/conversations/<int:conversation_id>/presence")
-def presence(conversation_id: int):  # type: ignore[no-untyped-def]
+def presence(conversation_id: int) -> ResponseReturnValue:
     """Record a heartbeat; answer who else is here and the states of the replies."""
     payload = request.get_json(silent=True) or {}
     typing = bool(payload.get("typing"))

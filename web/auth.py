@@ -18,6 +18,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from otklik import accounts
@@ -56,7 +57,7 @@ def requires(permission: str) -> Callable[[Callable[..., Any]], Callable[..., An
     return decorate
 
 
-def require_login():  # type: ignore[no-untyped-def]
+def require_login() -> ResponseReturnValue | None:
     """Before every request: load the user or send them to the login page."""
     g.user = None
     user_id = session.get("user_id")
@@ -76,7 +77,7 @@ def require_login():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     """Show the login form; on success start a fresh session."""
     if request.method != "POST":
         return render_template("login.html")
@@ -109,7 +110,7 @@ def _audit_login(user: User | None, action: str, username: str) -> None:
 
 
 @bp.post("/logout")
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     """End the session."""
     _audit_login(g.user, "logout", g.user.username)
     session.clear()

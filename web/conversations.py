@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, cast
 
 from flask import (
     Blueprint,
@@ -16,6 +18,7 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -58,7 +61,7 @@ def _load(session: Session, conversation_id: int) -> Conversation:
 
 
 @bp.get("/<int:conversation_id>")
-def show(conversation_id: int):  # type: ignore[no-untyped-def]
+def show(conversation_id: int) -> ResponseReturnValue:
     """The whole thread in order, with scores, replies, notes, history and the event log."""
     runtime = current_app.extensions["otklik"]
     with runtime.sessions() as session:
@@ -88,7 +91,8 @@ def _records(session: Session, conversation_id: int) -> dict[str, Any]:
         .where(CaseEvent.conversation_id == conversation_id)
         .order_by(CaseEvent.at, CaseEvent.id),
     )
-    conversation = session.get(Conversation, conversation_id)
+    # the caller has loaded it (_load, 404 if missing): this comes from the identity map
+    conversation = cast(Conversation, session.get(Conversation, conversation_id))
     return {
         "events": events,
         "clock": clock_from_events(conversation, events, utcnow()),
@@ -160,12 +164,12 @@ def _templates(
     ]
 
 
-def _back(conversation_id: int):  # type: ignore[no-untyped-def]
+def _back(conversation_id: int) -> ResponseReturnValue:
     return redirect(url_for("conversations.show", conversation_id=conversation_id))
 
 
 @bp.post("/<int:conversation_id>/reply")
-def reply(conversation_id: int):  # type: ignore[no-untyped-def]
+def reply(conversation_id: int) -> ResponseReturnValue:
     """Queue a reply to the newest customer post; the outbox job sends it (once)."""
     runtime = current_app.extensions["otklik"]
     body = request.form.get("body", "")
@@ -192,7 +196,7 @@ def reply(conversation_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<int:conversation_id>/replies/<int:reply_id>/retry")
-def retry(conversation_id: int, reply_id: int):  # type: ignore[no-untyped-def]
+def retry(conversation_id: int, reply_id: int) -> ResponseReturnValue:
     """Send a failed reply again (an unknown one only after checking the platform)."""
     runtime = current_app.extensions["otklik"]
     try:
@@ -215,7 +219,7 @@ def retry(conversation_id: int, reply_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<int:conversation_id>/status")
-def status(conversation_id: int):  # type: ignore[no-untyped-def]
+def status(conversation_id: int) -> ResponseReturnValue:
     """Move the conversation to open, pending or resolved."""
     runtime = current_app.extensions["otklik"]
     try:
@@ -235,7 +239,7 @@ def status(conversation_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<int:conversation_id>/assign")
-def assign(conversation_id: int):  # type: ignore[no-untyped-def]
+def assign(conversation_id: int) -> ResponseReturnValue:
     """Assign to me, to someone else (leads and admins) or to nobody."""
     runtime = current_app.extensions["otklik"]
     target = request.form.get("assignee", "")
@@ -267,7 +271,7 @@ def _agent_may_assign(conversation: Conversation, assignee: User | None, user: U
 
 
 @bp.post("/<int:conversation_id>/notes")
-def add_note(conversation_id: int):  # type: ignore[no-untyped-def]
+def add_note(conversation_id: int) -> ResponseReturnValue:
     """Add an internal note."""
     return _case_action(
         conversation_id,
@@ -276,7 +280,7 @@ def add_note(conversation_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<int:conversation_id>/tags")
-def add_tag(conversation_id: int):  # type: ignore[no-untyped-def]
+def add_tag(conversation_id: int) -> ResponseReturnValue:
     """Tag the conversation."""
     return _case_action(
         conversation_id,
@@ -285,7 +289,7 @@ def add_tag(conversation_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<int:conversation_id>/tags/remove")
-def remove_tag(conversation_id: int):  # type: ignore[no-untyped-def]
+def remove_tag(conversation_id: int) -> ResponseReturnValue:
     """Remove a tag."""
     return _case_action(
         conversation_id,
@@ -294,7 +298,7 @@ def remove_tag(conversation_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<int:conversation_id>/mentions/<int:mention_id>/correct")
-def correct(conversation_id: int, mention_id: int):  # type: ignore[no-untyped-def]
+def correct(conversation_id: int, mention_id: int) -> ResponseReturnValue:
     """Correct a model score of one post (kept for re-training)."""
 
     def apply(session: Session, conversation: Conversation, user: User, now: Any) -> None:
@@ -313,7 +317,11 @@ def correct(conversation_id: int, mention_id: int):  # type: ignore[no-untyped-d
     return _case_action(conversation_id, apply, _("Correction saved; thank you."))
 
 
-def _case_action(conversation_id: int, action: Any, done: str | None = None):  # type: ignore[no-untyped-def]
+def _case_action(
+    conversation_id: int,
+    action: Callable[[Session, Conversation, User, datetime], object],
+    done: str | None = None,
+) -> ResponseReturnValue:
     runtime = current_app.extensions["otklik"]
     try:
         with db.transaction(runtime.sessions) as session:
@@ -326,7 +334,7 @@ def _case_action(conversation_id: int, action: Any, done: str | None = None):  #
 
 
 @bp.get("/<int:conversation_id>/next")
-def next_conversation(conversation_id: int):  # type: ignore[no-untyped-def]
+def next_conversation(conversation_id: int) -> ResponseReturnValue:
     """The conversation after this one in the default inbox order (keyboard: n)."""
     runtime = current_app.extensions["otklik"]
     with runtime.sessions() as session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
+from flask.typing import ResponseReturnValue
 
 from otklik.health import all_health
 from otklik.store.models import utcnow
@@ -11,7 +12,7 @@ bp = Blueprint("sources", __name__, url_prefix="/sources")
 
 
 @bp.get("/")
-def health():  # type: ignore[no-untyped-def]
+def health() -> ResponseReturnValue:
     """One row per configured source."""
     runtime = current_app.extensions["otklik"]
     with runtime.sessions() as session:

@@ -6,13 +6,17 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import select
 
 from config import Settings
 from otklik.store import db
 from workers.cli.data import read_texts
+
+if TYPE_CHECKING:
+    from nlp.encoder import Encoder
+    from nlp.scorer import EncoderScorer
 
 
 def register(sub: Any) -> None:
@@ -202,9 +206,10 @@ def cmd_nlp_eval(settings: Settings, args: argparse.Namespace) -> int:
     heads_dirs = [("shipped" if not args.heads else str(args.heads), args.heads)]
     if args.compare_heads:
         heads_dirs.append((str(args.compare_heads), args.compare_heads))
-    encoder = None
+    encoder: Encoder | None = None
     for name, heads_dir in heads_dirs:
-        scorer = nlp.load_scorer(settings.encoder_path, heads_dir)
+        # the real scorer, whose encoder the second set of heads borrows
+        scorer = cast("EncoderScorer", nlp.load_scorer(settings.encoder_path, heads_dir))
         if encoder is not None:  # one encoder, two sets of heads
             scorer.encoder = encoder
         encoder = scorer.encoder

@@ -82,7 +82,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_connectors(settings: Settings, args: argparse.Namespace) -> int:
     """List connectors by kind: import path, settings, secrets and whether each secret is set."""
     registry = registry_for(settings)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for kind in KINDS:
         for name in registry.names(kind):
             try:
