@@ -26,8 +26,10 @@ from sqlalchemy.orm import Session
 from otklik.domain.events import EventKind
 from otklik.store import projections
 from otklik.store.models import CaseEvent, Conversation, JournalReader, User, utcnow
+from otklik.store.projections import events_of
 
 SETTLE = timedelta(seconds=10)
+__all__ = ["SETTLE", "advance", "append", "events_of", "position", "read", "read_window"]
 
 
 def append(
@@ -64,17 +66,6 @@ def append(
     session.add(event)
     projections.apply_event(session, conversation, event, latest)
     return event
-
-
-def events_of(session: Session, conversation_id: int) -> list[CaseEvent]:
-    """A conversation's events in the order they happened (time, then id)."""
-    return list(
-        session.scalars(
-            select(CaseEvent)
-            .where(CaseEvent.conversation_id == conversation_id)
-            .order_by(CaseEvent.at, CaseEvent.id)
-        )
-    )
 
 
 def position(session: Session, reader: str) -> int:

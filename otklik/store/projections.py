@@ -69,7 +69,7 @@ def apply_event(
     if event.kind == EventKind.MERGED or (latest is not None and event.at < latest):
         session.flush()
         cycle: Cycle | None = cycle_from_events(
-            (e.kind, e.at, e.data or {}) for e in _events(session, conversation.id)
+            (e.kind, e.at, e.data or {}) for e in events_of(session, conversation.id)
         )
     else:
         before = cycle_of(conversation) if conversation.cycle_started_at is not None else None
@@ -90,7 +90,8 @@ def latest_event_at(session: Session, conversation_id: int) -> datetime | None:
     return latest
 
 
-def _events(session: Session, conversation_id: int) -> list[CaseEvent]:
+def events_of(session: Session, conversation_id: int) -> list[CaseEvent]:
+    """A conversation's journal in the order things happened (time, then id)."""
     return list(
         session.scalars(
             select(CaseEvent)
