@@ -184,7 +184,7 @@ def bulk() -> ResponseReturnValue:
 
 
 def _apply_bulk(session: Session, action: str, ids: list[int]) -> int:
-    user, now = db_user(session), utcnow()
+    user, now, ip = db_user(session), utcnow(), request.remote_addr or ""
     assignee: User | None = user
     if action == "assign":
         target = request.form.get("assignee", "")
@@ -193,9 +193,9 @@ def _apply_bulk(session: Session, action: str, ids: list[int]) -> int:
     changed = 0
     for conversation in session.scalars(select(Conversation).where(Conversation.id.in_(ids))):
         if action in ("assign_me", "assign"):
-            changed += casework.assign(session, conversation, assignee, user, now)
+            changed += casework.assign(session, conversation, assignee, user, now, ip=ip)
         elif action == "resolve":
-            changed += casework.change_status(session, conversation, "resolved", user, now)
+            changed += casework.change_status(session, conversation, "resolved", user, now, ip=ip)
         else:
             changed += casework.add_tag(session, conversation, tag, user, now)
     return changed
