@@ -23,13 +23,15 @@ run: setup
 browser:
 	@scripts/ensure-chromium
 
-test: setup
+# The style guards (ruff, mypy; the layer checks are tests/test_architecture.py) run first.
+test: setup lint
 	@scripts/ensure-chromium || true
 	$(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python benchmarks/bench_inbox.py

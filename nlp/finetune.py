@@ -165,9 +165,7 @@ def cache_hidden(
     return cached
 
 
-def _run_top(
-    layers: Iterable[Any], cached: list, idx: Sequence[int] | np.ndarray
-) -> torch.Tensor:
+def _run_top(layers: Iterable[Any], cached: list, idx: Sequence[int] | np.ndarray) -> torch.Tensor:
     """Run ``layers`` on cached inputs; unit-length mean-pooled outputs ``(n, dim)``."""
     import torch
 

@@ -140,7 +140,12 @@ def real_encoder_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def real_scorer(real_encoder_dir: Path):
-    """The production scorer on the real encoder and the committed heads."""
+    """The committed heads on the real encoder, run on the backend they were trained on.
+
+    ``auto`` picks bfloat16 only on CPUs with AMX and the int8 graph elsewhere, where the heads
+    score a little lower (the warning in ``nlp.scorer``; nlp/README.md); the quality bars
+    below hold the heads to what was measured on their own backend, on any CPU.
+    """
     from nlp import load_scorer
 
-    return load_scorer(real_encoder_dir)
+    return load_scorer(real_encoder_dir, backend="bf16")
