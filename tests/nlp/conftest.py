@@ -146,6 +146,6 @@ def real_scorer(real_encoder_dir: Path):
     score a little lower (the warning in ``nlp.scorer``; nlp/README.md); the quality bars
     below hold the heads to what was measured on their own backend, on any CPU.
     """
-    from nlp import load_scorer
+    from nlp.scorer import load_encoder_scorer
 
-    return load_scorer(real_encoder_dir, backend="bf16")
+    return load_encoder_scorer(real_encoder_dir, backend="bf16")
