@@ -424,3 +424,31 @@ def test_template_variables_are_plain_substitution() -> None:
         "Hi {brand}, Ladoga {author.__class__} {0} {x}"
     )
     assert unknown_variables("{author} {agent} {secret_key}") == ["secret_key"]
+
+
+def test_a_platform_that_cannot_reply_shows_no_reply_box_and_refuses_a_reply(
+    runtime, client
+) -> None:
+    feed_post = RawMention(
+        platform="rss",
+        external_id="https://blog.invalid/p/1",
+        url="https://blog.invalid/p/1",
+        author_external_id="blog",
+        author_handle="coffee blog",
+        text="Ladoga's new roast is too bitter",
+        created_at=utcnow() - timedelta(hours=1),
+    )
+    with db.transaction(runtime.sessions) as session:
+        store_page(session, None, None, [feed_post], utcnow())
+        target = session.scalar(select(Mention).where(Mention.platform == "rss"))
+        ids = (target.conversation_id, target.id)
+    login(client)
+    page = client.get(f"/conversations/{ids[0]}").get_data(as_text=True)
+    assert "Otklik cannot answer on rss" in page and 'class="send"' not in page
+    client.post(
+        f"/conversations/{ids[0]}/reply",
+        data={"body": "Thanks!", "idempotency_key": "rss-1", "in_reply_to": ids[1]},
+    )
+    assert "cannot answer on rss" in client.get(f"/conversations/{ids[0]}").get_data(as_text=True)
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Reply)) == 0

@@ -182,6 +182,13 @@ def reply(conversation_id: int) -> ResponseReturnValue:
             to = session.get(Mention, int(request.form.get("in_reply_to", 0) or 0))
             if to is None or to.conversation_id != conversation_id:
                 abort(400, "the post to reply to is not in this conversation")
+            if not runtime.registry.can_reply(conversation.platform):
+                raise ValueError(
+                    _(
+                        "Otklik cannot answer on %(platform)s; answer on the site itself.",
+                        platform=conversation.platform,
+                    )
+                )
             limit = reply_limit(conversation.platform)
             if limit is not None and len(body.strip()) > limit:
                 raise ValueError(_("The reply is longer than %(n)d characters.", n=limit))
