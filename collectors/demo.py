@@ -81,7 +81,12 @@ class DemoConnector:
         ]
         return Page(mentions=stamped, cursor=f"{round_no}:{index}")
 
-    def reply(self, to: RawMention, text: str) -> str:
+    @classmethod
+    def reply_length(cls, text: str) -> int:
+        """Characters, as the demo's 280 limit counts them."""
+        return len(text)
+
+    def reply(self, to: RawMention, text: str, idempotency_key: str = "") -> str:
         """Append the reply to the local outbox file; return its new id."""
         reply_id = f"demo-reply-{uuid.uuid4().hex[:12]}"
         record = {

@@ -83,10 +83,21 @@ class Replier(Protocol):
     """Answers on its platform: a capability a source connector may have."""
 
     platform: ClassVar[str]
-    reply_limit: ClassVar[int | None]  # longest reply the platform accepts, in characters
+    reply_limit: ClassVar[int | None]  # longest reply the platform accepts, in its own units
 
-    def reply(self, to: RawMention, text: str) -> str:
-        """Post ``text`` in reply to ``to``; return the new post's external id."""
+    @classmethod
+    def reply_length(cls, text: str) -> int:
+        """The length of ``text`` as the platform counts it against ``reply_limit``."""
+        ...
+
+    def reply(self, to: RawMention, text: str, idempotency_key: str) -> str:
+        """Post ``text`` in reply to ``to``; return the new post's external id.
+
+        ``idempotency_key`` is the same on every attempt of one reply: pass it to the platform
+        where it takes one (VK's ``guid``). Raise ``OutcomeUnknown`` when the request may have
+        been accepted (read timeout, 5xx, a dropped connection after sending), and
+        ``TransientError`` / ``RateLimited`` only when it surely was not.
+        """
         ...
 
 
@@ -182,6 +193,11 @@ class Registry:
         if not self.can_reply(platform):
             return None
         return getattr(self.load(REPLIER, platform), "reply_limit", None)
+
+    def reply_length(self, platform: str, text: str) -> int:
+        """``text``'s length as ``platform`` counts it (characters where it says nothing)."""
+        measure = getattr(self.load(REPLIER, platform), "reply_length", None)
+        return int(measure(text)) if measure is not None else len(text)
 
     def settings_of(self, kind: str, name: str) -> tuple[Setting, ...]:
         """The settings a connector declares."""

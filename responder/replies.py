@@ -22,6 +22,7 @@ class OutgoingReply:
     source_name: str | None
     to: RawMention
     body: str
+    idempotency_key: str
 
 
 def reply_channel(replier_for: Callable[[str], Replier]) -> engine.Channel[OutgoingReply]:
@@ -30,12 +31,12 @@ def reply_channel(replier_for: Callable[[str], Replier]) -> engine.Channel[Outgo
     def prepare(_session: Session, reply: Reply) -> OutgoingReply:
         target = reply.in_reply_to
         source_name = target.source.name if target.source else None
-        return OutgoingReply(source_name, replies.as_raw(target), reply.body)
+        return OutgoingReply(source_name, replies.as_raw(target), reply.body, reply.idempotency_key)
 
     def deliver(item: OutgoingReply) -> str:
         if item.source_name is None:
             raise ConnectorError(f"mention {item.to.external_id} has no source to reply through")
-        return replier_for(item.source_name).reply(item.to, item.body)
+        return replier_for(item.source_name).reply(item.to, item.body, item.idempotency_key)
 
     return engine.Channel(
         name="reply",

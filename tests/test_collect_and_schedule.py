@@ -35,7 +35,11 @@ class ScriptedConnector:
             raise self.errors.pop(0)
         return self.demo.fetch(query, cursor)
 
-    def reply(self, to, text):  # pragma: no cover - not used here
+    @classmethod
+    def reply_length(cls, text):  # pragma: no cover - not used here
+        return len(text)
+
+    def reply(self, to, text, idempotency_key=""):  # pragma: no cover - not used here
         return self.demo.reply(to, text)
 
 

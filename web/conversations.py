@@ -190,7 +190,8 @@ def reply(conversation_id: int) -> ResponseReturnValue:
                     )
                 )
             limit = reply_limit(conversation.platform)
-            if limit is not None and len(body.strip()) > limit:
+            length = runtime.registry.reply_length(conversation.platform, body.strip())
+            if limit is not None and length > limit:
                 raise ValueError(_("The reply is longer than %(n)d characters.", n=limit))
             user, ip = db_user(session), request.remote_addr or ""
             replies.queue_reply(session, conversation, to, body, user, key, utcnow(), ip=ip)

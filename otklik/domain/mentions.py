@@ -24,6 +24,8 @@ class RawMention:
     created_at: datetime
     parent_external_id: str | None = None
     author_followers: int | None = None
+    deleted: bool = False  # the platform says the post was deleted or removed
+    edit_of: tuple[str, ...] = ()  # earlier ids of this post (an edit that got a new id)
     raw: Mapping[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -55,6 +57,11 @@ class RateLimited(ConnectorError):
 
 class TransientError(ConnectorError):
     """A 5xx, timeout or reset: retry with backoff."""
+
+
+class OutcomeUnknown(ConnectorError):
+    """A write may have reached the platform (read timeout, 5xx, connection dropped after the
+    request left): it must not be sent again blindly; a person checks (state ``unknown``)."""
 
 
 class AuthError(ConnectorError):
