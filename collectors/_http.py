@@ -16,11 +16,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 import requests
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from otklik.domain import (
     AuthError,
     ConnectorError,
     MalformedResponse,
+    OutcomeUnknown,
     RateLimited,
     TransientError,
 )
@@ -131,6 +133,17 @@ def from_iso(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+# Tweet ids are snowflakes: the top bits are milliseconds since the Twitter epoch.
+# Used only when a response lacks created_at. https://developer.x.com/en/docs/x-ids
+_TWITTER_EPOCH_MS = 1288834974657
+
+
+def snowflake_time(tweet_id: str) -> datetime:
+    """Return the creation time encoded in a tweet id."""
+    millis = (int(tweet_id) >> 22) + _TWITTER_EPOCH_MS
+    return datetime.fromtimestamp(millis / 1000, tz=UTC)
+
+
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float:
     """Seconds to wait according to ``Retry-After`` or an epoch ``x-rate-limit-reset``.
 
@@ -155,6 +168,37 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
         except ValueError:
             pass
     return DEFAULT_RETRY_AFTER
+
+
+# --- writes: did the request leave? ------------------------------------------------------
+
+
+def never_sent(exc: requests.RequestException) -> bool:
+    """True when ``exc`` proves the request never reached the server.
+
+    Only a failure to open the connection proves it: a connect timeout, a refused
+    connection or a failed DNS look-up (urllib3 wraps these as ``NewConnectionError`` /
+    ``ConnectTimeoutError`` in a ``MaxRetryError``). A read timeout, a connection closed or
+    reset after the request was written, a broken TLS stream or a cut-off body all leave
+    open whether the server acted on it.
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        return isinstance(reason.reason, NewConnectionError | ConnectTimeoutError)
+    return False
+
+
+def write_failure(exc: requests.RequestException, what: str) -> ConnectorError:
+    """The error for a write (a reply, a comment) that failed in transport.
+
+    ``TransientError`` (retry) only when the request surely did not leave; otherwise
+    ``OutcomeUnknown``: the platform may have acted on it, and a blind retry could post twice.
+    """
+    if never_sent(exc):
+        return TransientError(f"{what}: not sent: {exc}")
+    return OutcomeUnknown(f"{what}: the request was sent but its answer was lost: {exc}")
 
 
 # --- plain-requests connectors (RSS, Discourse) ------------------------------------------

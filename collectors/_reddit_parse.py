@@ -3,6 +3,13 @@
 external_id and parent_external_id are Reddit fullnames (``t3_`` submission, ``t1_``
 comment; a comment's parent is its ``parent_id``). The fields are read from the object's
 own attributes, never through praw's lazy loading, so parsing never makes a request.
+
+Deleted and removed things keep their id and date but lose their text: a comment's ``body``
+becomes ``[deleted]`` (by its author) or ``[removed]`` (by a moderator or Reddit), a
+submission's ``selftext`` likewise, and a submission says why in ``removed_by_category``
+(a deleted link post has an empty selftext). They become mentions with ``deleted=True``:
+the store never creates a mention from one, and marks a stored one deleted. An author who
+deleted the account (``author`` ``[deleted]``) with the text still there is not a deletion.
 """
 
 from __future__ import annotations
@@ -20,11 +27,15 @@ def base36(fullname: str | None) -> int:
     return int(fullname.partition("_")[2] or "0", 36) if fullname else 0
 
 
+GONE = frozenset({"[deleted]", "[removed]"})  # the text Reddit leaves in place of a gone one
+
+
 def submission_mention(submission: object) -> RawMention:
     """Turn a praw ``Submission`` into a mention (title and self text)."""
     fields = _fields(submission)
+    deleted = fields.get("selftext") in GONE or bool(fields.get("removed_by_category"))
     text = "\n\n".join(p for p in (fields.get("title"), fields.get("selftext")) if p)
-    return RawMention(text=text, **_common(fields, f"t3_{fields.get('id')}"))
+    return RawMention(text=text, deleted=deleted, **_common(fields, f"t3_{fields.get('id')}"))
 
 
 def comment_mention(comment: object) -> RawMention:
@@ -36,6 +47,7 @@ def comment_mention(comment: object) -> RawMention:
     return RawMention(
         text=str(fields.get("body") or ""),
         parent_external_id=fields.get("parent_id"),
+        deleted=fields.get("body") in GONE,
         **common,
     )
 

@@ -1,4 +1,5 @@
-"""VK responses (``newsfeed.search``, ``wall.getComments``) turned into ``RawMention``.
+"""VK responses (``newsfeed.search``, ``wall.getComments``) turned into ``RawMention``, and
+VK's errors (an ``error`` answer, or ``execute_errors``) into the ``otklik.domain`` errors.
 
 external_id: a post is ``"{owner_id}_{post_id}"``; a comment is
 ``"{owner_id}_{post_id}_c{comment_id}"``. A comment's parent is the comment it answers
@@ -11,11 +12,26 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from collectors._http import from_epoch
-from otklik.domain import MalformedResponse, RawMention
+from otklik.domain import (
+    AuthError,
+    ConnectorError,
+    MalformedResponse,
+    RateLimited,
+    RawMention,
+    TransientError,
+)
+
+log = logging.getLogger(__name__)
+
+# VK error codes, https://dev.vk.com/ru/reference/errors
+RATE_LIMIT_CODES = {6: 1.0, 9: 300.0, 14: 300.0, 29: 3600.0}  # code -> seconds to wait
+AUTH_CODES = {5, 15, 17, 27, 28}
+TRANSIENT_CODES = {1, 10}
 
 
 def items_of(body: Any, what: str) -> list[Any]:
@@ -116,3 +132,41 @@ def _comment(
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedResponse(f"vk comment: {exc}", json.dumps(item, ensure_ascii=False)) from exc
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def vk_error(code: int, message: str) -> ConnectorError:
+    """The domain error for VK error ``code``, keeping VK's message."""
+    text = f"vk error {code}: {message}"
+    if code in RATE_LIMIT_CODES:
+        return RateLimited(RATE_LIMIT_CODES[code], text)
+    if code in AUTH_CODES:
+        return AuthError(text)
+    if code in TRANSIENT_CODES:
+        return TransientError(text)
+    return ConnectorError(text)
+
+
+def execute_results(answer: Any, expected: int) -> list[Any]:
+    """The per-call results of an ``execute`` answer; its ``execute_errors`` when none came.
+
+    A call that failed is ``false`` in the results and one entry of ``execute_errors``
+    (``{"method", "error_code", "error_msg"}``); when the whole answer is ``null`` (or not
+    one result per call) the first call's error is raised, mapped by its VK code.
+    """
+    envelope = answer if isinstance(answer, dict) else {}
+    results = envelope.get("response")
+    errors = [e for e in envelope.get("execute_errors") or [] if isinstance(e, dict)]
+    if isinstance(results, list) and len(results) == expected:
+        for error in errors:
+            log.info("vk execute: %s failed: %s", error.get("method"), error.get("error_msg"))
+        return results
+    if errors:
+        first = next((e for e in errors if e.get("method") != "execute"), errors[0])
+        code, message = first.get("error_code"), str(first.get("error_msg") or "")
+        detail = f"{message} (in {first.get('method') or 'execute'})"
+        raise vk_error(code if isinstance(code, int) else 0, detail)
+    body = json.dumps(answer, ensure_ascii=False)
+    raise MalformedResponse("vk execute: expected one result per post", body)

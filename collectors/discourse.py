@@ -15,9 +15,13 @@ same page when present, else from ``GET /posts/by_number/{topic_id}/{n}.json`` (
 at most ``parent_lookups`` calls per fetch, after which the parent is left unknown).
 
 Replies: ``POST /posts.json`` with ``topic_id``, ``raw`` and ``reply_to_post_number``;
-returns the new post's id. Needs ``OTKLIK_DISCOURSE_API_KEY`` and
-``OTKLIK_DISCOURSE_API_USERNAME`` (sent as ``Api-Key``/``Api-Username`` headers on
-every call when set, so private forums can be read too).
+returns the new post's id. A reply whose outcome is unknown (read timeout, dropped
+connection, 5xx, an unreadable answer) raises ``OutcomeUnknown``, as does a 422 "Body is
+too similar to what you recently posted" (a retry refused because the first copy went
+through; only the English text is recognised). Lengths are counted in characters. Needs
+``OTKLIK_DISCOURSE_API_KEY`` and ``OTKLIK_DISCOURSE_API_USERNAME`` (sent as
+``Api-Key``/``Api-Username`` headers on every call when set, so private forums can be read
+too).
 
 Settings: ``base_url`` (required), ``mode``, ``backfill_hours`` (24), ``parent_lookups``
 (20), ``timeout`` (20 s).
@@ -42,6 +46,7 @@ from collectors._http import (
     DEFAULT_TIMEOUT,
     from_iso,
     json_body,
+    never_sent,
     raise_for_status,
     require_secret,
     secret,
@@ -54,9 +59,11 @@ from otklik.connectors import Setting
 from otklik.domain import (
     ConnectorError,
     MalformedResponse,
+    OutcomeUnknown,
     Page,
     RateLimited,
     RawMention,
+    TransientError,
 )
 
 log = logging.getLogger(__name__)
@@ -178,15 +185,37 @@ class DiscourseConnector:
             return Page(mentions, str(state["since"]) if "since" in state else None)
         return Page(mentions, str(top))
 
-    def reply(self, to: RawMention, text: str) -> str:
-        """Post ``text`` in ``to``'s topic as a reply to it; return the new post id."""
+    @classmethod
+    def reply_length(cls, text: str) -> int:
+        """Characters, as Discourse counts a post against ``max_post_length``."""
+        return len(text)
+
+    def reply(self, to: RawMention, text: str, idempotency_key: str = "") -> str:
+        """Post ``text`` in ``to``'s topic as a reply to it; return the new post id.
+
+        ``idempotency_key`` is not sent: Discourse has no such parameter.
+        """
         topic_id, number = to.raw.get("topic_id"), to.raw.get("post_number")
         if topic_id is None or number is None:
             post = _checked_post(self._request("GET", f"/posts/{int(to.external_id)}.json"))
             topic_id, number = post["topic_id"], post["post_number"]
         payload = {"topic_id": topic_id, "raw": text, "reply_to_post_number": number}
-        created = self._request("POST", "/posts.json", json=payload)
-        return str(_checked_post(created)["id"])
+        try:
+            created = self._request("POST", "/posts.json", json=payload)
+            return str(_checked_post(created)["id"])
+        except TransientError as exc:  # a timeout, a dropped connection or a 5xx
+            cause = exc.__cause__
+            if isinstance(cause, requests.RequestException) and never_sent(cause):
+                raise
+            raise OutcomeUnknown(f"{exc}; the reply may have been posted") from exc
+        except MalformedResponse as exc:  # a 2xx we cannot read
+            raise OutcomeUnknown(f"{exc}; the reply may have been posted") from exc
+        except ConnectorError as exc:
+            if type(exc) is ConnectorError and _TOO_SIMILAR in str(exc):
+                raise OutcomeUnknown(
+                    f"{exc}: probably posted by an earlier attempt whose answer was lost"
+                ) from exc
+            raise
 
     # --- pages ---------------------------------------------------------------------------
 
@@ -287,6 +316,10 @@ class DiscourseConnector:
 
 
 # --- helpers -----------------------------------------------------------------------------
+
+# Discourse's PostValidator refuses a post whose raw equals one the user made in the last
+# ``unique_posts_mins`` (5): "Body is too similar to what you recently posted" (422).
+_TOO_SIMILAR = "is too similar to what you recently posted"
 
 
 def _parse_cursor(cursor: str | None) -> dict[str, Any]:

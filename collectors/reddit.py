@@ -9,7 +9,15 @@ capped, not the threads read: a first run or a page bringing many new submission
 all their threads (one request each).
 
 Replies: ``reply()`` on the submission or comment (``POST /api/comment``); the new
-comment's fullname is returned.
+comment's fullname is returned. Reddit takes no idempotency key, so a reply whose outcome
+is unknown (read timeout, dropped connection, 5xx, an unreadable answer, or no comment in
+the answer, which is what a quarantined subreddit sends although the comment was created)
+raises ``OutcomeUnknown`` for a person to check; a RATELIMIT answer ("try again in 9
+minutes") is ``RateLimited`` for the wait it names. Lengths are counted in characters.
+
+Deleted and removed posts (``[deleted]``/``[removed]``) come out with ``deleted=True``:
+every such comment seen on a thread read (whatever its mark, so a stored one that was
+deleted since is marked so), and a watched submission that is now gone.
 
 Secrets: ``OTKLIK_REDDIT_CLIENT_ID``, ``OTKLIK_REDDIT_CLIENT_SECRET``,
 ``OTKLIK_REDDIT_USERNAME``, ``OTKLIK_REDDIT_PASSWORD``. Settings: ``subreddits``
@@ -54,7 +62,7 @@ from collectors._http import DEFAULT_TIMEOUT, setting_float, setting_list, setti
 from collectors._reddit_client import guarded, make_client
 from collectors._reddit_parse import base36, comment_mention, submission_mention
 from otklik.connectors import Setting
-from otklik.domain import MalformedResponse, Page, RawMention
+from otklik.domain import MalformedResponse, OutcomeUnknown, Page, RawMention
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +156,16 @@ class RedditConnector:
         mentions = sorted(submissions + comments, key=lambda m: m.created_at)
         return Page(mentions, json.dumps(next_state, sort_keys=True))
 
-    def reply(self, to: RawMention, text: str) -> str:
-        """Reply under the submission or comment ``to``; return the new comment's fullname."""
+    @classmethod
+    def reply_length(cls, text: str) -> int:
+        """Characters, as Reddit counts a comment against its 10,000 limit."""
+        return len(text)
+
+    def reply(self, to: RawMention, text: str, idempotency_key: str = "") -> str:
+        """Reply under the submission or comment ``to``; return the new comment's fullname.
+
+        ``idempotency_key`` is not sent: Reddit has no such parameter (see the module notes).
+        """
         kind, _, thing_id = to.external_id.partition("_")
         target: Submission | Comment
         if kind == "t3":
@@ -158,9 +174,18 @@ class RedditConnector:
             target = self.reddit.comment(id=thing_id)
         else:
             raise ValueError(f"not a reddit fullname: {to.external_id!r}")
-        created = guarded(lambda: target.reply(text))
+        created = guarded(lambda: target.reply(text), write=True)
+        if created is None:  # {"json": {"errors": [], "data": {"things": []}}}
+            raise OutcomeUnknown(
+                f"reddit: the reply to {to.external_id} was accepted but no comment came back "
+                "(Reddit does this in a quarantined subreddit, where the comment is created): "
+                "look for it in the account's comments before sending it again"
+            )
         if not isinstance(created, Comment):
-            raise MalformedResponse("reddit: reply returned no comment", repr(created))
+            raise OutcomeUnknown(
+                f"reddit: the reply to {to.external_id} was accepted with {created!r} instead "
+                "of a comment; it may have been posted"
+            )
         return created.fullname
 
     # --- reading -------------------------------------------------------------------------
@@ -189,8 +214,9 @@ class RedditConnector:
     ) -> tuple[list[RawMention], dict[str, str], set[str]]:
         """Read each thread's comments above its mark (all of them when it has none).
 
-        Returns the new comments (by id), the threads' marks moved past them, and the
-        threads that are gone (404/403).
+        Returns the new comments (by id) with every deleted comment and deleted submission
+        seen, the threads' marks moved past the new comments, and the threads that are gone
+        (404/403).
         """
         found: dict[str, RawMention] = {}
         next_marks = dict(marks)
@@ -206,15 +232,21 @@ class RedditConnector:
                 log.info("reddit: thread %s is gone; no longer watched", submission_id)
                 gone.add(submission_id)
                 continue
+            thread = submission_mention(submission)  # its fields came with the comments
+            if thread.deleted:
+                found[thread.external_id] = thread
             for comment in forest:
                 if not isinstance(comment, Comment):
                     continue
                 mention = comment_mention(comment)
-                if base36(mention.external_id) > after:
+                if mention.deleted:  # whatever the mark: a stored one is marked deleted
+                    found[mention.external_id] = mention
+                elif base36(mention.external_id) > after:
                     found[mention.external_id] = mention
                     if base36(mention.external_id) > base36(next_marks.get(submission_id)):
                         next_marks[submission_id] = mention.external_id
-        return sorted(found.values(), key=lambda m: base36(m.external_id)), next_marks, gone
+        ordered = sorted(found.values(), key=lambda m: (m.external_id[:3], base36(m.external_id)))
+        return ordered, next_marks, gone
 
 
 # --- cursor ----------------------------------------------------------------------------

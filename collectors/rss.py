@@ -12,6 +12,11 @@ Cursor: JSON ``{"after": ISO time, "seen": [entry ids at that exact time]}``: th
 entry time examined and the ids sharing it, so entries published in the same second
 are neither repeated nor skipped. external_id: the entry's ``id``/``guid``, else its link.
 Entries without any date are skipped (they cannot be ordered against the cursor).
+
+Links are made absolute: feedparser applies ``xml:base``; what is still relative is resolved
+against the address the feed was fetched from (after redirects); a link that is not http(s)
+is dropped. Titles in HTML (``type="html"``, e.g. news alerts' ``<b>`` around matched words)
+become plain text, as bodies do.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import xml.sax
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 import requests
@@ -106,7 +112,8 @@ class RssConnector:
     def _download(self) -> list[RawMention]:
         headers = {"User-Agent": self.user_agent, "Accept": _ACCEPT}
         response = send(self.session, "GET", self.url, headers=headers, timeout=self.timeout)
-        return parse_feed(response.content, response.headers.get("content-type", ""))
+        content_type = response.headers.get("content-type", "")
+        return parse_feed(response.content, content_type, base_url=response.url or self.url)
 
 
 def _parse_cursor(cursor: str | None) -> tuple[datetime | None, set[str]]:
@@ -119,8 +126,13 @@ def _parse_cursor(cursor: str | None) -> tuple[datetime | None, set[str]]:
         raise ValueError(f"unreadable rss cursor {cursor!r}") from None
 
 
-def parse_feed(body: bytes, content_type: str = "") -> list[RawMention]:
-    """Parse feed bytes into mentions; ``MalformedResponse`` for truncated or non-feed bodies."""
+def parse_feed(body: bytes, content_type: str = "", base_url: str = "") -> list[RawMention]:
+    """Parse feed bytes into mentions; ``MalformedResponse`` for truncated or non-feed bodies.
+
+    ``base_url``, the feed's own address, resolves entry links left relative.
+    """
+    # No content-location for feedparser: it would also resolve ids (guids) as URLs, which
+    # would change the external ids of entries already stored.
     feed = feedparser.parse(body, response_headers={"content-type": content_type})
     error = feed.get("bozo_exception")
     if feed.get("bozo") and isinstance(error, xml.sax.SAXException):
@@ -133,20 +145,20 @@ def parse_feed(body: bytes, content_type: str = "") -> list[RawMention]:
         raise MalformedResponse("rss: not an RSS or Atom feed", body)
     mentions = []
     for entry in feed.entries:
-        mention = parse_entry(entry)
+        mention = parse_entry(entry, base_url)
         if mention is not None:
             mentions.append(mention)
     return mentions
 
 
-def parse_entry(entry: Mapping[str, Any]) -> RawMention | None:
+def parse_entry(entry: Mapping[str, Any], base_url: str = "") -> RawMention | None:
     """Turn one feedparser entry into a mention (``None`` when it carries no date)."""
     stamp: time.struct_time | None = entry.get("published_parsed") or entry.get("updated_parsed")
     if stamp is None:
         log.info("rss: skipping undated entry %r", entry.get("id") or entry.get("link"))
         return None
-    link = str(entry.get("link") or "")
-    title = str(entry.get("title") or "")
+    link = _absolute(str(entry.get("link") or "").strip(), base_url)
+    title = _plain_title(entry)
     contents = entry.get("content") or []
     markup = contents[0].get("value", "") if contents else entry.get("summary", "")
     body = html_to_text(str(markup or ""))
@@ -170,6 +182,21 @@ def parse_entry(entry: Mapping[str, Any]) -> RawMention | None:
             "tags": [t.get("term") for t in entry.get("tags") or []],
         },
     )
+
+
+def _absolute(link: str, base_url: str) -> str:
+    """``link`` resolved against the feed's address; "" unless it ends up http(s)."""
+    absolute = urljoin(base_url, link) if base_url and link else link
+    return absolute if urlsplit(absolute).scheme in ("http", "https") else ""
+
+
+def _plain_title(entry: Mapping[str, Any]) -> str:
+    """The entry's title as plain text (feedparser marks HTML titles ``text/html``)."""
+    title = str(entry.get("title") or "")
+    kind = str((entry.get("title_detail") or {}).get("type") or "")
+    if "html" in kind:  # text/html, application/xhtml+xml
+        title = html_to_text(title)
+    return " ".join(title.split())
 
 
 def _digest(*parts: str) -> str:

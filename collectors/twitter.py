@@ -22,7 +22,10 @@ consumed does ``since_id`` move to ``top`` (the newest id of the first page). No
 is ever skipped, at the cost of one backlog being delivered newest-page-first.
 
 external_id: the tweet id (a decimal string); parent_external_id is the id of the
-tweet it replies to (``referenced_tweets`` of type ``replied_to``).
+tweet it replies to (``referenced_tweets`` of type ``replied_to``); edit_of, the earlier
+ids of an edited post; text, the full text (``collectors._text.x_post_text``). Replies are
+measured as X counts (``x_weighted_length``). X takes no idempotency key: a reply whose answer
+was lost (timeout, dropped connection, 5xx) or refused as "duplicate content" is OutcomeUnknown.
 """
 
 from __future__ import annotations
@@ -46,12 +49,16 @@ from collectors._http import (
     setting_bool,
     setting_float,
     setting_str,
+    snowflake_time,
+    write_failure,
 )
+from collectors._text import x_post_text, x_weighted_length
 from otklik.connectors import Setting
 from otklik.domain import (
     AuthError,
     ConnectorError,
     MalformedResponse,
+    OutcomeUnknown,
     Page,
     RateLimited,
     RawMention,
@@ -62,23 +69,25 @@ TWEET_FIELDS = [
     "author_id",
     "conversation_id",
     "created_at",
+    "edit_history_tweet_ids",  # earlier ids of an edited post (a default field; asked anyway)
     "in_reply_to_user_id",
     "lang",
-    "note_tweet",
+    "note_tweet",  # the full text of a post over 280 characters
     "referenced_tweets",
 ]
-EXPANSIONS = ["author_id", "referenced_tweets.id"]
+EXPANSIONS = ["author_id", "referenced_tweets.id"]  # includes.tweets: replied-to, reposted
 USER_FIELDS = ["username", "name", "public_metrics"]
+X_LIMIT = 280  # weighted characters, see collectors._text.x_weighted_length
+_OAUTH = {  # the OAuth 1.0a user-context secrets POST /2/tweets needs (replying)
+    "consumer_key": "consumer key",
+    "consumer_secret": "consumer secret",
+    "access_token": "access token of the brand account",
+    "access_token_secret": "access token secret",
+}
 
-# Tweet ids are snowflakes: the top bits are milliseconds since the Twitter epoch.
-# Used only when a response lacks created_at. https://developer.x.com/en/docs/x-ids
-_TWITTER_EPOCH_MS = 1288834974657
 
-
-def snowflake_time(tweet_id: str) -> datetime:
-    """Return the creation time encoded in a tweet id."""
-    millis = (int(tweet_id) >> 22) + _TWITTER_EPOCH_MS
-    return datetime.fromtimestamp(millis / 1000, tz=UTC)
+def _env(key: str) -> str:
+    return f"OTKLIK_TWITTER_{key.upper()}"
 
 
 @dataclass(frozen=True)
@@ -117,7 +126,7 @@ class TwitterConnector:
     """Reads recent search or the mentions timeline; replies with a new tweet."""
 
     platform: ClassVar[str] = "twitter"
-    reply_limit: ClassVar[int | None] = 280
+    reply_limit: ClassVar[int | None] = X_LIMIT
     settings: ClassVar[tuple[Setting, ...]] = (
         Setting("mode", "'search' (recent search for the query) or 'mentions'", default="search"),
         Setting("user_id", "the brand account's numeric id (needed by mode 'mentions')"),
@@ -137,29 +146,9 @@ class TwitterConnector:
             secret=True,
             env="OTKLIK_TWITTER_BEARER_TOKEN",
         ),
-        Setting(
-            "consumer_key",
-            "OAuth 1.0a consumer key (replying)",
-            secret=True,
-            env="OTKLIK_TWITTER_CONSUMER_KEY",
-        ),
-        Setting(
-            "consumer_secret",
-            "OAuth 1.0a consumer secret (replying)",
-            secret=True,
-            env="OTKLIK_TWITTER_CONSUMER_SECRET",
-        ),
-        Setting(
-            "access_token",
-            "OAuth 1.0a access token of the brand account (replying)",
-            secret=True,
-            env="OTKLIK_TWITTER_ACCESS_TOKEN",
-        ),
-        Setting(
-            "access_token_secret",
-            "OAuth 1.0a access token secret (replying)",
-            secret=True,
-            env="OTKLIK_TWITTER_ACCESS_TOKEN_SECRET",
+        *(
+            Setting(key, f"OAuth 1.0a {what} (replying)", secret=True, env=_env(key))
+            for key, what in _OAUTH.items()
         ),
     )
 
@@ -213,10 +202,7 @@ class TwitterConnector:
         return self._client(bearer_token=require_secret("OTKLIK_TWITTER_BEARER_TOKEN"))
 
     def _writer(self) -> tweepy.Client:
-        names = ("CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")
-        return self._client(
-            **{name.lower(): require_secret(f"OTKLIK_TWITTER_{name}") for name in names}
-        )
+        return self._client(**{key: require_secret(_env(key)) for key in _OAUTH})
 
     # --- protocol ------------------------------------------------------------------------
 
@@ -271,40 +257,71 @@ class TwitterConnector:
             return f"{query} -is:retweet" if query else "-is:retweet"
         return query
 
-    def reply(self, to: RawMention, text: str) -> str:
-        """Post ``text`` as a reply to the tweet ``to``; return the new tweet's id."""
+    @classmethod
+    def reply_length(cls, text: str) -> int:
+        """X's weighted length: CJK and emoji count 2, any URL 23 (see ``_text``)."""
+        return x_weighted_length(text)
+
+    def reply(self, to: RawMention, text: str, idempotency_key: str = "") -> str:
+        """Post ``text`` in reply to ``to``; return its id (X takes no ``idempotency_key``)."""
+        if (length := self.reply_length(text)) > X_LIMIT:
+            raise ConnectorError(f"twitter: {length} X characters, over {X_LIMIT}; not sent")
         client = self._writer()
-        body = _call(
-            client.create_tweet, text=text, in_reply_to_tweet_id=to.external_id, user_auth=True
-        )
+        params = {"text": text, "in_reply_to_tweet_id": to.external_id, "user_auth": True}
+        response = _send(client.create_tweet, params, write=True)
         try:
-            return str(body["data"]["id"])
-        except (KeyError, TypeError):
-            raise MalformedResponse("create_tweet: no data.id", json.dumps(body)) from None
+            return str(json.loads(response.content)["data"]["id"])
+        except (ValueError, KeyError, TypeError):
+            status = response.status_code
+            raise OutcomeUnknown(f"twitter: HTTP {status} without the new post's id") from None
 
 
 # --- HTTP and parsing ------------------------------------------------------------------
 
 
 def _call(method: Callable[..., requests.Response], *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Run one tweepy call and turn its failures into domain errors."""
-    try:
-        response = method(*args, **kwargs)
-    except tweepy.TooManyRequests as exc:
-        wait = retry_after_seconds(exc.response.headers)
-        raise RateLimited(wait, f"twitter: {_message(exc)}") from exc
-    except (tweepy.Unauthorized, tweepy.Forbidden) as exc:
-        raise AuthError(f"twitter: {_message(exc)}") from exc
-    except tweepy.TwitterServerError as exc:
-        raise TransientError(f"twitter: {_message(exc)}") from exc
-    except tweepy.HTTPException as exc:
-        raise ConnectorError(f"twitter: {_message(exc)}") from exc
-    except (requests.Timeout, requests.ConnectionError) as exc:
-        raise TransientError(f"twitter: {exc}") from exc
+    """Run one tweepy read and return its JSON object."""
+    response = _send(lambda **kw: method(*args, **kw), kwargs, write=False)
     body = json_body(response)
     if not isinstance(body, dict):
         raise MalformedResponse("twitter: expected a JSON object", response.content)
     return body
+
+
+def _send(
+    method: Callable[..., requests.Response], kwargs: dict[str, Any], *, write: bool
+) -> requests.Response:
+    """Run one tweepy call, turning its failures into domain errors; a ``write`` that may
+    have landed (5xx, lost answer, "duplicate content") is ``OutcomeUnknown``, never retried."""
+    try:
+        return method(**kwargs)
+    except tweepy.TooManyRequests as exc:
+        wait = retry_after_seconds(exc.response.headers)
+        raise RateLimited(wait, f"twitter: {_message(exc)}") from exc
+    except tweepy.Forbidden as exc:
+        if write and _is_duplicate(exc):
+            raise OutcomeUnknown(  # most likely this very reply, posted by a lost attempt
+                f"twitter: {_message(exc)} (this account posted the same text recently)"
+            ) from exc
+        raise AuthError(f"twitter: {_message(exc)}") from exc
+    except tweepy.Unauthorized as exc:
+        raise AuthError(f"twitter: {_message(exc)}") from exc
+    except tweepy.TwitterServerError as exc:
+        raise (OutcomeUnknown if write else TransientError)(f"twitter: {_message(exc)}") from exc
+    except tweepy.HTTPException as exc:
+        raise ConnectorError(f"twitter: {_message(exc)}") from exc
+    except requests.RequestException as exc:
+        if write:
+            raise write_failure(exc, "twitter") from exc
+        if isinstance(exc, requests.Timeout | requests.ConnectionError):
+            raise TransientError(f"twitter: {exc}") from exc
+        raise
+
+
+def _is_duplicate(exc: tweepy.HTTPException) -> bool:
+    """X's refusal of a repeated post: API v2 says it in ``detail``, v1.1 as code 187."""
+    # {"detail": "You are not allowed to create a Tweet with duplicate content.", "status": 403}
+    return 187 in exc.api_codes or "duplicate content" in _message(exc).lower()
 
 
 def _message(exc: tweepy.HTTPException) -> str:
@@ -330,19 +347,22 @@ def parse_tweets(body: Mapping[str, Any]) -> list[RawMention]:
     users: dict[Any, Mapping[str, Any]] = {
         u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)
     }
-    mentions = [parse_tweet(tweet, users) for tweet in data]
+    tweets = {t["id"]: t for t in includes.get("tweets") or [] if isinstance(t, dict) and "id" in t}
+    mentions = [parse_tweet(tweet, users, tweets) for tweet in data]
     return sorted(mentions, key=lambda m: int(m.external_id))
 
 
-def parse_tweet(tweet: Any, users: Mapping[str, Mapping[str, Any]]) -> RawMention:
-    """Turn one API v2 tweet object into a ``RawMention``."""
+def parse_tweet(
+    tweet: Any, users: Mapping[Any, Mapping[str, Any]], tweets: Mapping[Any, Any] | None = None
+) -> RawMention:
+    """Turn one API v2 tweet object into a ``RawMention`` (``tweets``: ``includes.tweets``)."""
     if not isinstance(tweet, dict) or not str(tweet.get("id", "")).isdigit():
         raise MalformedResponse("twitter: tweet without a numeric id", json.dumps(tweet))
     tweet_id = str(tweet["id"])
     author_id = str(tweet.get("author_id") or "")
     user = users.get(author_id) or {}
     handle = str(user.get("username") or "")
-    note = tweet.get("note_tweet") or {}  # tweets over 280 characters carry the full text here
+    reposted = (tweets or {}).get(_referenced(tweet, "retweeted"))
     created = tweet.get("created_at")
     try:
         created_at = from_iso(created) if created else snowflake_time(tweet_id)
@@ -355,16 +375,25 @@ def parse_tweet(tweet: Any, users: Mapping[str, Mapping[str, Any]]) -> RawMentio
         url=f"https://x.com/{url_user}/status/{tweet_id}",
         author_external_id=author_id,
         author_handle=handle,
-        text=str(note.get("text") or tweet.get("text") or ""),
+        text=x_post_text(tweet, reposted),
         created_at=created_at,
-        parent_external_id=_replied_to(tweet),
+        parent_external_id=_referenced(tweet, "replied_to"),
         author_followers=(user.get("public_metrics") or {}).get("followers_count"),
-        raw={"tweet": tweet, "author": user or None},
+        edit_of=_earlier_versions(tweet, tweet_id),
+        raw={"tweet": tweet, "author": user or None, "reposted": reposted},
     )
 
 
-def _replied_to(tweet: Mapping[str, Any]) -> str | None:
+def _referenced(tweet: Mapping[str, Any], kind: str) -> str | None:
+    """The id of the post ``tweet`` refers to as ``kind`` (replied_to, retweeted, quoted)."""
     for ref in tweet.get("referenced_tweets") or []:
-        if isinstance(ref, dict) and ref.get("type") == "replied_to":
+        if isinstance(ref, dict) and ref.get("type") == kind:
             return str(ref.get("id"))
     return None
+
+
+def _earlier_versions(tweet: Mapping[str, Any], tweet_id: str) -> tuple[str, ...]:
+    """Ids of the earlier versions of an edited post (its edit history, oldest first)."""
+    history = tweet.get("edit_history_tweet_ids")
+    ids = [str(i) for i in history if str(i).isdigit()] if isinstance(history, list) else []
+    return tuple(i for i in ids if int(i) < int(tweet_id))

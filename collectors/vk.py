@@ -9,8 +9,15 @@ Two modes:
   a ``wall.getComments`` per post. The query is not used in this mode: every comment on
   the brand's own wall is a mention.
 
-Replies use ``wall.createComment`` (``reply_to_comment`` when answering a comment,
-``from_group`` when ``owner_id`` is a community and ``reply_from_group`` is true).
+Replies use ``wall.createComment`` (``reply_to_comment`` when answering a comment). When
+``owner_id`` is a community (negative) and ``reply_from_group`` is true (the default),
+every reply is posted as that community, ``from_group`` = its id, on its own wall and on
+the walls where search found the post alike (VK: "from_group: the id of the community on
+whose behalf the comment is posted"; the token must be a community admin's or editor's).
+The reply's idempotency key is sent as ``guid`` ("a unique identifier to avoid repeated
+comments"), so a person re-sending a reply does not post it twice. A reply whose outcome is
+unknown (read timeout, connection dropped after sending, HTTP 5xx, VK error 1 or 10, an
+unreadable answer) raises ``OutcomeUnknown``. Lengths are counted in characters.
 
 Secret: ``OTKLIK_VK_TOKEN`` (user or community token). Settings: ``mode``, ``owner_id``,
 ``backfill_hours`` (24), ``wall_posts`` (20, at most 24), ``reply_from_group`` (true),
@@ -32,6 +39,9 @@ object ``{"start_time", "next_from", "top"}``. wall: the highest comment id deli
 
 vk_api quirks: it sleeps 0.34 s between calls (``RPS_DELAY``) and sleeps-and-retries on
 error 6; both are disabled here (see ``_NoSleepVkApi``): error 6 becomes ``RateLimited``.
+``execute`` reports the failures of its calls in ``execute_errors`` (each with VK's code
+and message), answering ``response: null`` when it could return nothing: those are mapped
+by VK's code like any error, with VK's message.
 """
 
 from __future__ import annotations
@@ -48,18 +58,27 @@ from jconfig.memory import MemoryConfig
 from collectors._http import (
     DEFAULT_TIMEOUT,
     TimeoutSession,
+    never_sent,
     raise_for_status,
     require_secret,
     setting_bool,
     setting_float,
     setting_str,
 )
-from collectors._vk_parse import items_of, parse_comments, parse_search
+from collectors._vk_parse import (
+    RATE_LIMIT_CODES,
+    TRANSIENT_CODES,
+    execute_results,
+    items_of,
+    parse_comments,
+    parse_search,
+    vk_error,
+)
 from otklik.connectors import Setting
 from otklik.domain import (
-    AuthError,
     ConnectorError,
     MalformedResponse,
+    OutcomeUnknown,
     Page,
     RateLimited,
     RawMention,
@@ -67,11 +86,6 @@ from otklik.domain import (
 )
 
 PROFILE_FIELDS = "screen_name,followers_count,members_count"
-
-# VK error codes, https://dev.vk.com/ru/reference/errors
-_RATE_LIMIT_CODES = {6: 1.0, 9: 300.0, 14: 300.0, 29: 3600.0}  # code -> seconds to wait
-_AUTH_CODES = {5, 15, 17, 27, 28}
-_TRANSIENT_CODES = {1, 10}
 
 
 class _NoSleepVkApi(vk_api.VkApi):
@@ -93,10 +107,17 @@ class VkConnector:
         Setting(
             "mode", "'search' (newsfeed.search) or 'wall' (comments on a wall)", default="search"
         ),
-        Setting("owner_id", "the wall's owner (negative for a community; needed by 'wall')"),
+        Setting(
+            "owner_id",
+            "the brand: its community (negative id) replies are posted as; the wall 'wall' reads",
+        ),
         Setting("backfill_hours", "how far back the first run reads", default=24.0),
         Setting("wall_posts", "latest wall posts whose comments are read (at most 24)", default=20),
-        Setting("reply_from_group", "reply as the community on its own wall", default=True),
+        Setting(
+            "reply_from_group",
+            "reply as the owner_id community (from_group) on every wall, not as the token's user",
+            default=True,
+        ),
         Setting("include_reposts", "common key: keep bare reposts in search", default=False),
         Setting("api_version", "VK API version", default="5.199"),
         Setting("timeout", "seconds per HTTP call", default=DEFAULT_TIMEOUT),
@@ -149,8 +170,14 @@ class VkConnector:
             timeout=setting_float(settings, "timeout", DEFAULT_TIMEOUT),
         )
 
-    def _call(self, method: str, **values: Any) -> Any:
-        """Call one VK API method through vk_api and map its failures to domain errors."""
+    def _call(
+        self, method: str, values: Mapping[str, Any], *, write: bool = False, raw: bool = False
+    ) -> Any:
+        """Call one VK API method through vk_api and map its failures to domain errors.
+
+        ``raw`` returns the whole answer (``execute_errors`` too), not only ``response``.
+        With ``write``, a failure after the request may have reached VK is ``OutcomeUnknown``.
+        """
         api = _NoSleepVkApi(
             token=require_secret("OTKLIK_VK_TOKEN"),
             session=TimeoutSession(self.timeout),
@@ -158,28 +185,37 @@ class VkConnector:
             api_version=self.api_version,
         )
         try:
-            return api.method(method, values)
+            return api.method(method, dict(values), raw=raw)
         except vk_api.Captcha as exc:  # error 14: too many actions; no one can solve it here
-            raise RateLimited(_RATE_LIMIT_CODES[14], f"vk {method}: captcha required") from exc
+            raise RateLimited(RATE_LIMIT_CODES[14], f"vk {method}: captcha required") from exc
         except vk_api.ApiError as exc:
-            raise _api_error(exc) from exc
+            error = vk_error(exc.code, str(exc.error.get("error_msg", "")))
+            if write and exc.code in TRANSIENT_CODES:  # VK failed while handling it
+                raise _unknown(method, error) from exc
+            raise error from exc
         except vk_api.ApiHttpError as exc:  # raised by vk_api for any non-2xx status
-            detail = f"vk {method}: HTTP {exc.response.status_code}: {exc.response.text[:300]}"
+            status = exc.response.status_code
+            detail = f"vk {method}: HTTP {status}: {exc.response.text[:300]}"
+            if write and status >= 500:
+                raise _unknown(method, TransientError(detail)) from exc
             raise_for_status(exc.response, detail)
             raise ConnectorError(detail) from exc
         except (requests.Timeout, requests.ConnectionError) as exc:
+            if write and not never_sent(exc):
+                raise _unknown(method, TransientError(f"vk {method}: {exc}")) from exc
             raise TransientError(f"vk {method}: {exc}") from exc
         except ValueError as exc:  # requests' JSONDecodeError keeps the text in .doc
-            raise MalformedResponse(f"vk {method}: {exc}", getattr(exc, "doc", "")) from exc
+            error = MalformedResponse(f"vk {method}: {exc}", getattr(exc, "doc", ""))
+            raise (_unknown(method, error) if write else error) from exc
 
     # --- protocol ------------------------------------------------------------------------
 
     def check(self) -> None:
         """``groups.getById`` for a community wall, ``users.get`` otherwise."""
         if self.owner_id and self.owner_id < 0:
-            self._call("groups.getById", group_id=-self.owner_id)
+            self._call("groups.getById", {"group_id": -self.owner_id})
         else:
-            self._call("users.get")
+            self._call("users.get", {})
 
     def fetch(self, query: str, cursor: str | None) -> Page:
         """Return the next page of posts (search) or wall comments (wall)."""
@@ -187,17 +223,31 @@ class VkConnector:
             return self._fetch_wall(cursor)
         return self._fetch_search(query, cursor)
 
-    def reply(self, to: RawMention, text: str) -> str:
-        """Comment under the post (or answer the comment) ``to``; return the new comment id."""
+    @classmethod
+    def reply_length(cls, text: str) -> int:
+        """Characters, as VK counts a comment."""
+        return len(text)
+
+    def reply(self, to: RawMention, text: str, idempotency_key: str = "") -> str:
+        """Comment under the post (or answer the comment) ``to``; return the new comment id.
+
+        Posted as the ``owner_id`` community when it is one and ``reply_from_group`` is set;
+        ``idempotency_key`` goes out as VK's ``guid``.
+        """
         owner, post, comment = split_external_id(to.external_id)
         values: dict[str, Any] = {"owner_id": owner, "post_id": post, "message": text}
         if comment is not None:
             values["reply_to_comment"] = comment
-        if self.reply_from_group and owner < 0 and owner == self.owner_id:
-            values["from_group"] = -owner
-        result = self._call("wall.createComment", **values)
-        if not isinstance(result, dict) or "comment_id" not in result:
-            raise MalformedResponse("vk wall.createComment: no comment_id", json.dumps(result))
+        if self.reply_from_group and self.owner_id is not None and self.owner_id < 0:
+            values["from_group"] = -self.owner_id
+        if idempotency_key:
+            values["guid"] = idempotency_key
+        result = self._call("wall.createComment", values, write=True)
+        if not isinstance(result, dict) or not isinstance(result.get("comment_id"), int):
+            raise _unknown(
+                "wall.createComment",
+                MalformedResponse("vk wall.createComment: no comment_id", json.dumps(result)),
+            )
         return f"{owner}_{post}_c{result['comment_id']}"
 
     # --- search --------------------------------------------------------------------------
@@ -216,7 +266,7 @@ class VkConnector:
         }
         if next_from:
             values["start_from"] = next_from
-        body = self._call("newsfeed.search", **values)
+        body = self._call("newsfeed.search", values)
         mentions = parse_search(body)
         newest = max((int(m.created_at.timestamp()) for m in mentions), default=None)
         top = top if top is not None else newest
@@ -236,15 +286,14 @@ class VkConnector:
             raise ValueError(f"unreadable vk wall cursor {cursor!r}")
         last_id = int(cursor) if cursor else None
         since = datetime.now(UTC) - timedelta(hours=self.backfill_hours)
-        posts = self._call("wall.get", owner_id=self.owner_id, count=self.wall_posts)
+        posts = self._call("wall.get", {"owner_id": self.owner_id, "count": self.wall_posts})
         post_ids = [p["id"] for p in items_of(posts, "wall.get") if _has_comments(p)]
         if not post_ids:
             return Page([], cursor)
         calls = [_comments_call(self.owner_id, post_id) for post_id in post_ids]
         # One HTTP request for up to 25 calls: https://dev.vk.com/ru/method/execute
-        results = self._call("execute", code=f"return [{','.join(calls)}];")
-        if not isinstance(results, list) or len(results) != len(post_ids):
-            raise MalformedResponse("vk execute: expected one result per post", json.dumps(results))
+        answer = self._call("execute", {"code": f"return [{','.join(calls)}];"}, raw=True)
+        results = execute_results(answer, len(post_ids))
         mentions: list[RawMention] = []
         for post_id, result in zip(post_ids, results, strict=True):
             if result is False:  # that call failed (post deleted, comments closed)
@@ -305,12 +354,5 @@ def split_external_id(external_id: str) -> tuple[int, int, int | None]:
 # --- errors ------------------------------------------------------------------------------
 
 
-def _api_error(exc: vk_api.ApiError) -> Exception:
-    message = f"vk error {exc.code}: {exc.error.get('error_msg', '')}"
-    if exc.code in _RATE_LIMIT_CODES:
-        return RateLimited(_RATE_LIMIT_CODES[exc.code], message)
-    if exc.code in _AUTH_CODES:
-        return AuthError(message)
-    if exc.code in _TRANSIENT_CODES:
-        return TransientError(message)
-    return ConnectorError(message)
+def _unknown(method: str, error: ConnectorError) -> OutcomeUnknown:
+    return OutcomeUnknown(f"{error}; vk {method} may have been carried out")

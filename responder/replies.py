@@ -55,6 +55,8 @@ def send_due_replies(
     return engine.send_due(sessions, reply_channel(replier_for), now)
 
 
-def recover_interrupted_replies(sessions: sessionmaker[Session]) -> int:
-    """Replies left in ``sending`` by a dead worker become ``unknown``."""
-    return engine.recover_interrupted(sessions, Reply)
+def recover_interrupted_replies(
+    sessions: sessionmaker[Session], now: datetime | None = None
+) -> int:
+    """Replies left in ``sending`` by a dead worker become ``unknown`` (journaled once each)."""
+    return engine.recover_interrupted(sessions, Reply, replies.record_failed, now)

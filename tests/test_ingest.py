@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from otklik.cases.ingest import store_page
 from otklik.domain import RawMention
 from otklik.store import db
-from otklik.store.models import Brand, CaseEvent, Conversation, Mention, Status
+from otklik.store.models import Author, Brand, CaseEvent, Conversation, Mention, Status
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -23,9 +23,12 @@ def raw(
     author: str = "u1",
     handle: str = "mira",
     minutes: int = 0,
+    deleted: bool = False,
+    edit_of: tuple[str, ...] = (),
+    platform: str = "demo",
 ) -> RawMention:
     return RawMention(
-        platform="demo",
+        platform=platform,
         external_id=external_id,
         url=f"https://x.invalid/{external_id}",
         author_external_id=author,
@@ -33,6 +36,8 @@ def raw(
         text=text,
         created_at=T0 + timedelta(minutes=minutes),
         parent_external_id=parent,
+        deleted=deleted,
+        edit_of=edit_of,
     )
 
 
@@ -113,6 +118,8 @@ def test_a_failing_page_stores_nothing(runtime) -> None:
     object.__setattr__(bad, "created_at", datetime(2026, 1, 1))  # naive: refused by the store
     object.__setattr__(bad, "parent_external_id", None)
     object.__setattr__(bad, "author_followers", None)
+    object.__setattr__(bad, "deleted", False)
+    object.__setattr__(bad, "edit_of", ())
     object.__setattr__(bad, "raw", {})
     with pytest.raises((TypeError, ValueError)):
         store(runtime, [raw("1"), bad])
@@ -160,3 +167,102 @@ def test_a_customer_answer_moves_a_pending_conversation_back_to_open(runtime) ->
         assert session.scalar(select(Conversation)).status == Status.OPEN
         change = session.scalar(select(CaseEvent).where(CaseEvent.kind == "status_changed"))
         assert change.data == {"from": "pending", "to": "open"} and change.actor == "system"
+
+
+# --- deleted posts (issue 16, item 16) -----------------------------------------------------
+
+
+def test_a_deleted_post_never_becomes_a_mention(runtime) -> None:
+    result = store(runtime, [raw("1", "[deleted]", deleted=True, handle="[deleted]")])
+    assert (result.new, result.updated, result.unchanged) == (0, 0, 1)
+    assert count(runtime, Mention) == count(runtime, Conversation) == count(runtime, Author) == 0
+
+
+def test_a_stored_post_that_comes_back_deleted_is_marked_and_keeps_its_text(runtime) -> None:
+    store(runtime, [raw("1", "order late")])
+    later = T0 + timedelta(hours=1)
+    gone = raw("1", "[removed]", deleted=True, handle="[deleted]")
+    assert store(runtime, [gone], now=later).updated == 1
+    again = store(runtime, [gone], now=later + timedelta(hours=1))
+    assert (again.updated, again.unchanged) == (0, 1)
+    with runtime.sessions() as session:
+        mention = session.scalar(select(Mention))
+        assert mention.deleted_at == later  # the first time it was seen deleted
+        assert mention.text == "order late" and mention.edited_at is None
+        assert mention.author.handle == "mira"
+    assert count(runtime, Mention) == 1
+
+    restored = store(runtime, [raw("1", "order late")], now=later + timedelta(hours=2))
+    assert restored.updated == 1  # a moderator approved it again
+    with runtime.sessions() as session:
+        assert session.scalar(select(Mention.deleted_at)) is None
+
+
+# --- edits that get a new id (issue 16, item 18's store side) ------------------------------
+
+
+def test_an_edit_with_a_new_id_updates_the_stored_mention(runtime) -> None:
+    store(runtime, [raw("1", "my order is lste")])
+    edited_at = T0 + timedelta(minutes=10)
+    result = store(runtime, [raw("2", "my order is late", edit_of=("1",), minutes=2)], edited_at)
+    assert (result.new, result.updated) == (0, 1)
+    with runtime.sessions() as session:
+        (mention,) = session.scalars(select(Mention)).all()
+        assert mention.external_id == "2" and mention.text == "my order is late"
+        assert mention.url == "https://x.invalid/2"
+        assert mention.edited_at == edited_at and mention.created_at == T0
+        assert mention.raw["edit_history"] == ["1"]
+        kinds = session.scalars(select(CaseEvent.kind)).all()
+        assert kinds == ["opened"]  # an edit is no new customer post
+
+    # the new id fetched again (with or without its history) is the same mention
+    again = store(
+        runtime, [raw("2", "my order is late", edit_of=("1",)), raw("2", "my order is late")]
+    )
+    assert (again.new, again.updated) == (0, 0)
+    # a second edit names both earlier ids; a reply to the current id joins the conversation
+    store(runtime, [raw("3", "my order is 2 days late", edit_of=("1", "2"), minutes=3)])
+    store(runtime, [raw("4", "same here", parent="3", author="u2", handle="lev", minutes=4)])
+    with runtime.sessions() as session:
+        edited = session.scalar(select(Mention).where(Mention.external_id == "3"))
+        assert edited.raw["edit_history"] == ["1", "2"]
+        assert edited.text == "my order is 2 days late"
+    assert count(runtime, Mention) == 2 and count(runtime, Conversation) == 1
+
+
+def test_an_edit_arriving_in_the_same_page_as_the_original_is_one_mention(runtime) -> None:
+    result = store(runtime, [raw("2", "fixed typo", edit_of=("1",), minutes=1), raw("1", "fixd")])
+    assert (result.new, result.updated) == (1, 1)
+    with runtime.sessions() as session:
+        (mention,) = session.scalars(select(Mention)).all()
+        assert (mention.external_id, mention.text) == ("2", "fixed typo")
+
+
+def test_an_earlier_version_fetched_again_changes_nothing(runtime) -> None:
+    store(runtime, [raw("1", "v1")])
+    store(runtime, [raw("2", "v2", edit_of=("1",))])
+    result = store(runtime, [raw("1", "v1", edit_of=("2",))])  # names the current id
+    assert (result.new, result.updated, result.unchanged) == (0, 0, 1)
+    with runtime.sessions() as session:
+        assert session.scalars(select(Mention.external_id)).all() == ["2"]
+
+
+def test_edit_of_only_matches_the_same_platform(runtime) -> None:
+    store(runtime, [raw("1", "hello")])
+    store(runtime, [raw("2", "hello!", edit_of=("1",), platform="other")])
+    with runtime.sessions() as session:
+        rows = session.scalars(select(Mention).order_by(Mention.id)).all()
+        assert [(m.platform, m.external_id, m.text) for m in rows] == [
+            ("demo", "1", "hello"),
+            ("other", "2", "hello!"),
+        ]
+
+
+def test_a_deleted_edit_marks_the_stored_original(runtime) -> None:
+    store(runtime, [raw("1", "v1")])
+    result = store(runtime, [raw("2", "", edit_of=("1",), deleted=True)], T0 + timedelta(hours=1))
+    assert result.updated == 1
+    with runtime.sessions() as session:
+        mention = session.scalar(select(Mention))
+        assert (mention.external_id, mention.text) == ("1", "v1")
+        assert mention.deleted_at == T0 + timedelta(hours=1)

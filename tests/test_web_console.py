@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -452,3 +453,22 @@ def test_a_platform_that_cannot_reply_shows_no_reply_box_and_refuses_a_reply(
     assert "cannot answer on rss" in client.get(f"/conversations/{ids[0]}").get_data(as_text=True)
     with runtime.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Reply)) == 0
+
+
+def test_a_post_deleted_on_the_platform_is_marked_in_the_thread(runtime, client) -> None:
+    post = RawMention(
+        platform="demo",
+        external_id="gone-1",
+        url="",
+        author_external_id="c1",
+        author_handle="mira",
+        text="my order is late",
+        created_at=utcnow() - timedelta(hours=1),
+    )
+    with db.transaction(runtime.sessions) as session:
+        store_page(session, None, None, [post], utcnow())
+        store_page(session, None, None, [replace(post, deleted=True)], utcnow())
+        conversation_id = session.scalar(select(Mention.conversation_id))
+    login(client)
+    page = client.get(f"/conversations/{conversation_id}").get_data(as_text=True)
+    assert "deleted on the platform" in page and "my order is late" in page

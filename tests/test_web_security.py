@@ -22,6 +22,7 @@ ADMIN_PAGES = {
     "users": ("GET", "/admin/users"),
     "add_user": ("POST", "/admin/users"),
     "update_user": ("POST", "/admin/users/1"),
+    "sign_out_user": ("POST", "/admin/users/999/sign-out"),
     "audit": ("GET", "/admin/audit"),
 }
 ALLOWED = {

@@ -11,8 +11,9 @@ from otklik import accounts, audit, templates_store
 from otklik.domain.sla import BANDS
 from otklik.store import db
 from otklik.store.models import Role, User, utcnow
-from otklik.users import UserError
-from web.auth import db_user, requires
+from otklik.users import MIN_PASSWORD_LENGTH, UserError
+from web.auth import db_user, requires, session_rules
+from web.views import form_id
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -47,7 +48,7 @@ def save_template() -> ResponseReturnValue:
                 request.form.get("body", ""),
                 user,
                 utcnow(),
-                int(template_id) if template_id.isdigit() else None,
+                form_id(template_id, "the template") if template_id else None,
                 ip=request.remote_addr or "",
             )
         flash(_("Template saved."), "ok")
@@ -77,7 +78,14 @@ def users() -> ResponseReturnValue:
     runtime = current_app.extensions["otklik"]
     with runtime.sessions() as session:
         rows = list(session.scalars(select(User).order_by(User.username)))
-    return render_template("users.html", users=rows, roles=[r.value for r in Role])
+        live = accounts.live_sessions(session, utcnow(), session_rules(current_app))
+    return render_template(
+        "users.html",
+        users=rows,
+        roles=[r.value for r in Role],
+        live_sessions=live,
+        min_password_length=MIN_PASSWORD_LENGTH,
+    )
 
 
 @bp.post("/users")
@@ -114,11 +122,28 @@ def update_user(user_id: int) -> ResponseReturnValue:
         if role not in {r.value for r in Role}:
             abort(400, "unknown role")
         try:
-            accounts.change_user(session, actor, user, role, active, ip=request.remote_addr or "")
+            ip = request.remote_addr or ""
+            accounts.change_user(session, actor, user, role, active, ip=ip, now=utcnow())
         except accounts.SelfLockout:
             flash(_("You cannot demote or deactivate yourself."), "error")
             return redirect(url_for("admin.users"))
     flash(_("User updated."), "ok")
+    return redirect(url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>/sign-out")
+@requires("manage_users")
+def sign_out_user(user_id: int) -> ResponseReturnValue:
+    """End every session of a user ("sign out everywhere")."""
+    runtime = current_app.extensions["otklik"]
+    with db.transaction(runtime.sessions) as session:
+        user = session.get(User, user_id)
+        if user is None:
+            abort(404)
+        ended = accounts.sign_out_everywhere(
+            session, db_user(session), user, utcnow(), ip=request.remote_addr or ""
+        )
+    flash(_("Signed out of %(n)d session(s).", n=ended), "ok")
     return redirect(url_for("admin.users"))
 
 

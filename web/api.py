@@ -13,8 +13,16 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 @bp.post("/conversations/<int:conversation_id>/presence")
 def presence(conversation_id: int) -> ResponseReturnValue:
-    """Record a heartbeat; answer who else is here and the states of the replies."""
-    payload = request.get_json(silent=True) or {}
+    """Record a heartbeat; answer who else is here and the states of the replies.
+
+    The body is a JSON object (``typing``, ``leaving``), or nothing: a plain heartbeat.
+    """
+    try:
+        payload = request.get_json(silent=True) if request.get_data() else {}
+    except RecursionError:  # nesting deeper than the parser goes; not a ValueError
+        payload = None
+    if not isinstance(payload, dict):
+        return {"error": "the body must be a JSON object"}, 400
     typing = bool(payload.get("typing"))
     board = current_app.extensions["otklik.presence"]
     now = utcnow()

@@ -41,7 +41,7 @@ from otklik.store.models import (
     utcnow,
 )
 from web.auth import can, db_user
-from web.views import clock_from_events, reply_limit
+from web.views import clock_from_events, form_id, reply_limit
 
 bp = Blueprint("conversations", __name__, url_prefix="/conversations")
 
@@ -176,10 +176,11 @@ def reply(conversation_id: int) -> ResponseReturnValue:
     key = request.form.get("idempotency_key", "")
     if not key or len(key) > 64:
         abort(400, "missing idempotency key")
+    in_reply_to = form_id(request.form.get("in_reply_to"), "the post to reply to")
     try:
         with db.transaction(runtime.sessions) as session:
             conversation = _load(session, conversation_id)
-            to = session.get(Mention, int(request.form.get("in_reply_to", 0) or 0))
+            to = session.get(Mention, in_reply_to)
             if to is None or to.conversation_id != conversation_id:
                 abort(400, "the post to reply to is not in this conversation")
             if not runtime.registry.can_reply(conversation.platform):
@@ -255,13 +256,7 @@ def assign(conversation_id: int) -> ResponseReturnValue:
         with db.transaction(runtime.sessions) as session:
             conversation = _load(session, conversation_id)
             user = db_user(session)
-            assignee = (
-                user
-                if target == "me"
-                else (session.get(User, int(target)) if target.isdigit() else None)
-            )
-            if target.isdigit() and assignee is None:
-                abort(400, "no such user")
+            assignee = _assignee(session, target, user)
             if not can("assign_others") and not _agent_may_assign(conversation, assignee, user):
                 abort(403)
             ip = request.remote_addr or ""
@@ -269,6 +264,18 @@ def assign(conversation_id: int) -> ResponseReturnValue:
     except casework.CaseError as exc:
         flash(str(exc), "error")
     return _back(conversation_id)
+
+
+def _assignee(session: Session, target: str, user: User) -> User | None:
+    """'me', '' (nobody) or a user id; 400 for anything else or a user who does not exist."""
+    if target == "me":
+        return user
+    if not target:
+        return None
+    assignee = session.get(User, form_id(target, "the assignee"))
+    if assignee is None:
+        abort(400, "no such user")
+    return assignee
 
 
 def _agent_may_assign(conversation: Conversation, assignee: User | None, user: User) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,8 @@ from otklik.store.inbox_query import (
     SORTS,
     STATUS_CHOICES,
     VIEWS,
+    BadFilter,
+    InboxFilter,
     fetch_page,
     latest_posts,
     parse_filter,
@@ -40,7 +43,7 @@ from otklik.store.inbox_query import (
 )
 from otklik.store.models import Brand, Conversation, Mention, SavedView, User, utcnow
 from web.auth import can, db_user, safe_next
-from web.views import clock_for_row
+from web.views import clock_for_row, form_id
 
 bp = Blueprint("inbox", __name__)
 BULK_ACTIONS = ("assign_me", "assign", "resolve", "tag")
@@ -61,7 +64,7 @@ class InboxRow:
 @bp.get("/")
 def index() -> ResponseReturnValue:
     """One page of conversations for the filter in the query string."""
-    inbox_filter = parse_filter(request.args)
+    inbox_filter = _filter(request.args)
     now = utcnow()
     runtime = current_app.extensions["otklik"]
     with runtime.sessions() as session:
@@ -83,6 +86,14 @@ def index() -> ResponseReturnValue:
             choices=_choices(session),
             saved_views=_saved_views(session, g.user.id),
         )
+
+
+def _filter(args: Mapping[str, str]) -> InboxFilter:
+    """The filter in ``args``; 400 for an id or a day beyond what the database holds."""
+    try:
+        return parse_filter(args)
+    except BadFilter:
+        abort(400, _("An id or a day in the filter is out of range."))
 
 
 def _row(
@@ -133,7 +144,7 @@ def _saved_views(session: Session, user_id: int) -> list[SavedView]:
 def save_view() -> ResponseReturnValue:
     """Save the current filter under a name (per user)."""
     name = request.form.get("name", "").strip()[:80]
-    inbox_filter = parse_filter(request.form)
+    inbox_filter = _filter(request.form)
     # Any: url_for's stub would otherwise match a key against its own ``_external`` flag
     filter_args: dict[str, Any] = query_args(inbox_filter)
     if not name:
@@ -166,7 +177,7 @@ def delete_view(view_id: int) -> ResponseReturnValue:
 def bulk() -> ResponseReturnValue:
     """Assign, resolve or tag the selected conversations."""
     action = request.form.get("action", "")
-    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()][:500]
+    ids = [form_id(i, "a conversation") for i in request.form.getlist("ids")[:500]]
     if action not in BULK_ACTIONS or not ids:
         flash(_("Select conversations and an action."), "error")
         return redirect(_back())
@@ -188,7 +199,9 @@ def _apply_bulk(session: Session, action: str, ids: list[int]) -> int:
     assignee: User | None = user
     if action == "assign":
         target = request.form.get("assignee", "")
-        assignee = session.get(User, int(target)) if target.isdigit() else None
+        assignee = session.get(User, form_id(target, "the assignee")) if target else None
+        if target and assignee is None:
+            abort(400, "no such user")
     tag = casework.normalise_tag(request.form.get("tag", "")) if action == "tag" else ""
     changed = 0
     for conversation in session.scalars(select(Conversation).where(Conversation.id.in_(ids))):

@@ -1,16 +1,54 @@
-"""Presentation helpers shared by the console's pages: SLA clocks, times, platform limits."""
+"""Presentation helpers shared by the console's pages: SLA clocks, times, platform limits, ids."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import Flask, current_app
+from flask import Flask, abort, current_app
 from flask_babel import gettext as _
+from werkzeug.routing import IntegerConverter, Map
 
 from otklik.domain.events import EventKind
 from otklik.domain.sla import SlaClock, cycle_from_events, sla_clock
+from otklik.store.inbox_query import MAX_ID, parse_id
 from otklik.store.models import CaseEvent, Conversation, utcnow
 from otklik.store.projections import cycle_of
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in the console's routes: ASCII digits up to MAX_ID, anything else a 404.
+
+    Werkzeug's own converter matches ``\\d`` (any Unicode digit, '١٢' reads as 12) and has no
+    upper bound, so an id above 2^63 reached the database and failed there with a 500.
+    """
+
+    regex = r"[0-9]{1,19}"  # 19 digits: len(str(MAX_ID))
+
+    def __init__(
+        self,
+        map: Map,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = None,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(map, fixed_digits, min, MAX_ID if max is None else max, signed)
+
+
+def register_converters(app: Flask) -> None:
+    """Bound every ``<int:...>`` route of ``app``; call it before registering the blueprints."""
+    bound = [rule.rule for rule in app.url_map.iter_rules() if "<int" in rule.rule]
+    if bound:
+        raise RuntimeError(f"register_converters after the routes were added: {bound[0]}")
+    app.url_map.converters["int"] = IdConverter
+
+
+def form_id(raw: str | None, what: str) -> int:
+    """A form field holding a row id, or 400: '²', '١', 'x' and 2^64 are not ids."""
+    value = parse_id(raw or "")
+    if value is None:
+        abort(400, f"{what} is not an id")
+    return value
 
 
 def reply_limit(platform: str) -> int | None:

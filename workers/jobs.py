@@ -6,13 +6,13 @@ sleeps (rate limits and backoff are stored as the row's next run time).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from otklik.cases import scoring
 from otklik.cases.collect import RunOutcome, SourceJob
 from otklik.cases.collect import run_source as collect_source
 from otklik.domain.noise import NoiseRules
-from otklik.store import db
+from otklik.store import db, locks
 from otklik.store.models import utcnow
 from responder.replies import recover_interrupted_replies, send_due_replies
 from workers.runtime import Runtime
@@ -64,3 +64,31 @@ def send_due(runtime: Runtime, now: datetime | None = None) -> int:
 def recover_interrupted(runtime: Runtime) -> int:
     """Replies left in ``sending`` by a dead worker become ``unknown``; return how many."""
     return recover_interrupted_replies(runtime.sessions)
+
+
+def take_lock(
+    runtime: Runtime, name: str, owner: str, ttl: timedelta, now: datetime | None = None
+) -> bool:
+    """Take (or keep) lock ``name`` for ``owner`` in a transaction of its own."""
+    with db.transaction(runtime.sessions) as session:
+        return locks.acquire(session, name, owner, now or utcnow(), ttl)
+
+
+def renew_lock(
+    runtime: Runtime, name: str, owner: str, ttl: timedelta, now: datetime | None = None
+) -> bool:
+    """Push back the expiry of ``owner``'s lock ``name``; False when it is not theirs."""
+    with db.transaction(runtime.sessions) as session:
+        return locks.renew(session, name, owner, now or utcnow(), ttl)
+
+
+def release_lock(runtime: Runtime, name: str, owner: str) -> bool:
+    """Drop ``owner``'s lock ``name``."""
+    with db.transaction(runtime.sessions) as session:
+        return locks.release(session, name, owner)
+
+
+def lock_holder(runtime: Runtime, name: str) -> locks.Holder | None:
+    """Who holds lock ``name`` (for messages)."""
+    with runtime.sessions() as session:
+        return locks.holder(session, name)

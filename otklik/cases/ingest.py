@@ -3,6 +3,20 @@
 ``store_page`` runs inside the caller's transaction, so a page is stored all
 or nothing; uniqueness on (platform, external_id) makes a re-fetched page a
 no-op, and an edited post updates the stored text.
+
+Deleted posts (``RawMention.deleted``): one never creates a mention; a stored one gets
+``deleted_at`` and keeps its text (what the customer wrote stays readable in the case); a
+stored one that comes back not deleted (a moderator restored it) loses ``deleted_at``.
+
+Edits that get a new id (``RawMention.edit_of``, the post's earlier ids, as on X): the
+stored mention of an earlier id becomes the edit. It takes the new id as ``external_id``
+(the id the platform now shows, and the one a reply should answer), the new text and
+``edited_at``, and keeps the ids it had in ``raw["edit_history"]``, oldest first; a later
+fetch of the new id finds it like any stored post. An earlier version fetched again is
+recognised when it names the current id (``edit_of`` or ``edit_history``) and changes
+nothing. Limits: a reply naming an earlier id as its parent, fetched after the edit, no
+longer finds that parent by id (it opens a conversation of its own unless it names the
+current id); and an earlier version naming none of the current ids would be stored again.
 """
 
 from __future__ import annotations
@@ -24,7 +38,11 @@ from otklik.store.models import Author, Brand, Conversation, Mention, Source, St
 
 @dataclass(frozen=True, slots=True)
 class StoreResult:
-    """What a page did to the store."""
+    """What a page did to the store.
+
+    A stored mention marked deleted (or restored) counts as updated; a deleted post that was
+    never stored counts as unchanged (nothing was stored).
+    """
 
     new: int
     updated: int
@@ -43,15 +61,52 @@ def store_page(
     existing = _existing(session, unique)
     new = updated = 0
     for raw in sorted(unique, key=lambda m: m.created_at):
-        stored = existing.get((raw.platform, raw.external_id))
+        stored = _stored(existing, raw)
         if stored is None:
-            _insert(session, source, brand, raw, now)
-            new += 1
-        elif stored.text != raw.text:
-            stored.text, stored.edited_at, stored.raw = raw.text, now, dict(raw.raw)
+            if not raw.deleted:  # a deleted post is never a new mention
+                existing[(raw.platform, raw.external_id)] = _insert(
+                    session, source, brand, raw, now
+                )
+                new += 1
+        elif raw.deleted:
+            if stored.deleted_at is None:
+                stored.deleted_at = now  # the text stays as it was
+                updated += 1
+        elif _refresh(existing, stored, raw, now):
             updated += 1
     session.flush()
     return StoreResult(new=new, updated=updated, unchanged=len(unique) - new - updated)
+
+
+def _stored(existing: dict[tuple[str, str], Mention], raw: RawMention) -> Mention | None:
+    """The stored mention ``raw`` is: by its id, else by an earlier id of an edit."""
+    for external_id in (raw.external_id, *raw.edit_of):
+        stored = existing.get((raw.platform, external_id))
+        if stored is not None:
+            return stored
+    return None
+
+
+def _refresh(
+    existing: dict[tuple[str, str], Mention], stored: Mention, raw: RawMention, now: datetime
+) -> bool:
+    """Bring ``stored`` up to ``raw`` (an edit, a restored post); True when it changed."""
+    history = [str(i) for i in (stored.raw or {}).get("edit_history") or []]
+    renamed = stored.external_id != raw.external_id  # found by an id in raw.edit_of
+    if renamed:
+        if raw.external_id in history:  # an earlier version fetched again
+            return False
+        history.append(stored.external_id)  # the edit takes the new id; the old ones stay
+        del existing[(stored.platform, stored.external_id)]
+        existing[(raw.platform, raw.external_id)] = stored
+        stored.external_id, stored.url = raw.external_id, raw.url
+    elif stored.text == raw.text and stored.deleted_at is None:
+        return False
+    if renamed or stored.text != raw.text:
+        stored.text, stored.edited_at = raw.text, now
+    stored.deleted_at = None  # it is there: not deleted, or restored
+    stored.raw = {**raw.raw, "edit_history": history} if history else dict(raw.raw)
+    return True
 
 
 def _dedupe_in_page(mentions: Iterable[RawMention]) -> list[RawMention]:
@@ -65,7 +120,7 @@ def _existing(session: Session, mentions: Sequence[RawMention]) -> dict[tuple[st
     found: dict[tuple[str, str], Mention] = {}
     by_platform: dict[str, list[str]] = {}
     for raw in mentions:
-        by_platform.setdefault(raw.platform, []).append(raw.external_id)
+        by_platform.setdefault(raw.platform, []).extend((raw.external_id, *raw.edit_of))
     for platform, ids in by_platform.items():
         for chunk in _chunks(ids, 500):
             rows = session.scalars(

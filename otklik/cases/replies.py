@@ -18,8 +18,9 @@ from otklik.cases import journal
 from otklik.cases.ingest import upsert_author
 from otklik.domain import RawMention
 from otklik.domain.events import EventKind
-from otklik.domain.outbox import OutboxState, check_requeue
+from otklik.domain.outbox import NotRetryable, OutboxState, check_requeue
 from otklik.store.models import Brand, Conversation, Mention, Reply, Source, Status, User
+from otklik.store.outbox import compare_and_set
 
 
 class DuplicateReply(Exception):
@@ -80,14 +81,30 @@ def retry_reply(
     checked_platform: bool = False,
     ip: str = "",
 ) -> None:
-    """Queue a ``failed`` reply again; an ``unknown`` one only once a person checked."""
-    check_requeue(reply.state, checked_platform)
-    reply.state, reply.next_attempt_at, reply.error, reply.attempts = (
+    """Queue a ``failed`` reply again; an ``unknown`` one only once a person checked.
+
+    A compare-and-set from the state ``reply`` was read in: when another retry or the outbox
+    moved the row meanwhile (parallel clicks, a click timed with the send), this one raises
+    NotRetryable and writes nothing, so a reply is re-queued once and never after it was sent.
+    The event and the audit entry are written only by the retry that won.
+    """
+    seen = OutboxState(reply.state)
+    check_requeue(seen, checked_platform)
+    requeued = compare_and_set(
+        session,
+        Reply,
+        reply.id,
+        [seen],
         OutboxState.QUEUED,
-        None,
-        None,
-        0,
+        next_attempt_at=None,
+        error=None,
+        attempts=0,
     )
+    if not requeued:
+        current = session.scalar(select(Reply.state).where(Reply.id == reply.id))
+        check_requeue(current or "gone", checked_platform)  # the usual refusal when it applies
+        raise NotRetryable("the reply changed meanwhile; reload the page and try again")
+    session.refresh(reply)
     conversation = session.get(Conversation, reply.conversation_id)
     assert conversation is not None  # replies belong to a conversation (foreign key)
     journal.append(
@@ -131,12 +148,18 @@ def record_sent(session: Session, reply: Reply, external_id: str, now: datetime)
 
 
 def record_failed(session: Session, reply: Reply, now: datetime) -> None:
-    """The reply will not be sent without a person: journal the failure."""
+    """The reply will not be sent without a person: journal the failure.
+
+    ``reply_failed`` holds ``{reply_id, error}``, plus ``unknown: true`` when the reply is
+    ``unknown`` (it may have been posted: the platform's answer was lost, or the sender
+    stopped while sending); the outbox engine calls this once per such transition.
+    """
     conversation = session.get(Conversation, reply.conversation_id)
     assert conversation is not None
-    journal.append(
-        session, conversation, EventKind.REPLY_FAILED, now, reply_id=reply.id, error=reply.error
-    )
+    data: dict[str, Any] = {"reply_id": reply.id, "error": reply.error}
+    if reply.state == OutboxState.UNKNOWN:
+        data["unknown"] = True
+    journal.append(session, conversation, EventKind.REPLY_FAILED, now, **data)
 
 
 def _store_own_post(session: Session, reply: Reply, external_id: str, now: datetime) -> None:

@@ -22,7 +22,7 @@ class EventKind(enum.StrEnum):
     REPLY_QUEUED = "reply_queued"  # {reply_id}
     REPLY_RETRIED = "reply_retried"  # {reply_id}
     REPLIED = "replied"  # sent on the platform {reply_id, external_id} or {mention_id, ...}
-    REPLY_FAILED = "reply_failed"  # {reply_id, error}
+    REPLY_FAILED = "reply_failed"  # {reply_id, error[, unknown: true if it may have been posted]}
     ESCALATED = "escalated"  # reserved for ticket systems
     MERGED = "merged"  # another conversation of the same thread folded in {merged}
     NOTE_ADDED = "note_added"  # {note_id}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -20,9 +21,14 @@ from sqlalchemy.orm import Session, selectinload
 from otklik.store.models import Conversation, ConversationTag, Mention, Status
 
 PAGE_SIZE = 50
+MAX_ID = 2**63 - 1  # the largest id a BIGINT (SQLite INTEGER, PostgreSQL bigint) holds
+MAX_CURSOR = 512  # characters; our cursors are under 100
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
 STATUS_CHOICES = ("open", "new", "pending", "resolved", "all")  # "open": anything not resolved
 SENTIMENTS = ("negative", "neutral", "positive")
+# Days a filter may name: the day before and the day after must exist (date_to filters before
+# the next midnight; a day in a time zone spills into its neighbours).
+FIRST_DAY, LAST_DAY = date.min + timedelta(days=1), date.max - timedelta(days=1)
 BANDS = {"high": (60, None), "normal": (30, 59), "low": (None, 29)}
 
 # (column, descending?) per sort; the id keeps the order total, so the keyset is exact.
@@ -65,8 +71,28 @@ VIEWS: dict[str, InboxFilter] = {
 }
 
 
+class BadFilter(ValueError):
+    """A filter value of the right form that no row can match: an id or a day out of range."""
+
+
+def parse_id(raw: str) -> int | None:
+    """``raw`` as a row id: ASCII digits up to MAX_ID, else None.
+
+    ``str.isdigit`` is not enough: it accepts '²' and '١', which ``int`` then refuses or reads.
+    """
+    digits = raw.lstrip("0") or "0"
+    if not (raw.isascii() and raw.isdigit()) or len(digits) > len(str(MAX_ID)):
+        return None
+    value = int(digits)
+    return value if value <= MAX_ID else None
+
+
 def parse_filter(args: Mapping[str, str]) -> InboxFilter:
-    """An InboxFilter from query-string arguments; values that make no sense are ignored."""
+    """An InboxFilter from query-string arguments.
+
+    Values that make no sense are ignored (an old bookmark still opens the inbox); an id or a day
+    of the right form but beyond what the database holds raises BadFilter.
+    """
     base = VIEWS.get(args.get("view", ""), InboxFilter())
     found: dict[str, Any] = {}
     for name, convert in _CONVERTERS.items():
@@ -83,7 +109,15 @@ def _choice(options: tuple[str, ...] | Mapping[str, Any]) -> Callable[[str], str
 
 
 def _int(raw: str) -> int | None:
-    return int(raw) if raw.isdigit() else None
+    value = parse_id(raw)
+    if value is None and raw.isascii() and raw.isdigit():
+        raise BadFilter(f"{raw[:30]} is not an id")
+    return value
+
+
+def _text(limit: int) -> Callable[[str], str | None]:
+    """Free text cut to ``limit``; control characters (NUL breaks PostgreSQL) match nothing."""
+    return lambda raw: raw[:limit] if raw.isprintable() else None
 
 
 def _flag(raw: str) -> bool | None:
@@ -92,28 +126,34 @@ def _flag(raw: str) -> bool | None:
 
 def _date(raw: str) -> date | None:
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         return None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadFilter(f"{day} is outside {FIRST_DAY} to {LAST_DAY}")
+    return day
 
 
 def _assignee(raw: str) -> str | None:
-    return raw if raw in ("me", "none") or raw.isdigit() else None
+    if raw in ("me", "none"):
+        return raw
+    value = _int(raw)
+    return None if value is None else str(value)
 
 
 _CONVERTERS = {
     "status": _choice(STATUS_CHOICES),
-    "platform": lambda raw: raw[:32],
+    "platform": _text(32),
     "brand_id": _int,
     "assignee": _assignee,
     "sentiment": _choice(SENTIMENTS),
     "complaint": _flag,
     "question": _flag,
-    "language": lambda raw: raw[:8],
+    "language": _text(8),
     "band": _choice(BANDS),
     "date_from": _date,
     "date_to": _date,
-    "tag": lambda raw: raw[:40],
+    "tag": _text(40),
     "breaching": _flag,
     "sort": _choice(SORTS),
 }
@@ -228,29 +268,45 @@ def encode_cursor(values: list[Any]) -> str:
 
 
 def decode_cursor(cursor: str, keys: tuple[tuple[Any, bool], ...]) -> list[Any]:
-    """The sort values in ``cursor``, typed for ``keys``; ValueError if it is not one of ours."""
+    """The sort values in ``cursor``, typed for ``keys``; ValueError if it is not one of ours.
+
+    A cursor comes from the URL, so anything may arrive: deep nesting, ``Infinity`` / ``NaN``,
+    numbers or times the database cannot hold. Each is refused here with a ValueError.
+    """
+    if len(cursor) > MAX_CURSOR:
+        raise ValueError("bad cursor: too long")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"bad cursor: {exc}") from None
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()), parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"bad cursor: {type(exc).__name__}") from None
     if not isinstance(values, list) or len(values) != len(keys):
         raise ValueError("bad cursor: wrong shape")
-    typed: list[Any] = []
-    for (column, _desc), value in zip(keys, values, strict=True):
-        python_type = getattr(column.type, "impl", column.type).python_type
-        if value is None:
-            typed.append(None)
-        elif python_type is datetime and isinstance(value, str):
+    return [_typed(column, value) for (column, _desc), value in zip(keys, values, strict=True)]
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a sort value")
+
+
+def _typed(column: Any, value: Any) -> Any:
+    """One cursor value as ``column``'s Python type, within what the database holds."""
+    python_type = getattr(column.type, "impl", column.type).python_type
+    if value is None:
+        return None
+    if python_type is datetime and isinstance(value, str):
+        try:
             moment = datetime.fromisoformat(value)
             if moment.tzinfo is None:
-                raise ValueError("bad cursor: naive time")
-            typed.append(moment)
-        elif python_type in (int, float) and isinstance(value, int | float):
-            typed.append(python_type(value))
-        else:
-            raise ValueError(f"bad cursor: {value!r} for {column.key}")
-    return typed
+                raise ValueError("naive time")
+            return moment.astimezone(UTC)
+        except (ValueError, OverflowError) as exc:
+            raise ValueError(f"bad cursor: {exc} for {column.key}") from None
+    if python_type is int and type(value) is int and -MAX_ID - 1 <= value <= MAX_ID:
+        return value
+    if python_type is float and type(value) in (int, float) and math.isfinite(value):
+        return float(value)
+    raise ValueError(f"bad cursor: {str(value)[:40]!r} for {column.key}")
 
 
 def tags_for(session: Session, conversation_ids: list[int]) -> dict[int, list[str]]:

@@ -85,6 +85,24 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ConsoleSession(Base):
+    """A console login: the cookie carries a random token, this row its SHA-256 (revision 0005).
+
+    A request is let in only while the row is neither revoked nor idle nor too old
+    (``otklik.accounts.session_user``); logout, deactivation, a role or password change and an
+    admin's "sign out everywhere" set ``revoked_at``.
+    """
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    last_seen_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    ip: Mapped[str] = mapped_column(String(64), default="")
+
+
 class Brand(Base):
     __tablename__ = "brands"
 
@@ -183,6 +201,7 @@ class Mention(Base):
     created_at: Mapped[datetime]
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
     edited_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]  # when the platform said it was deleted (revision 0006)
     author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"))
     parent_external_id: Mapped[str | None] = mapped_column(String(200))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("mentions.id"))
@@ -350,3 +369,17 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(80), default="")
     ip: Mapped[str] = mapped_column(String(64), default="")
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# --- Leases (revision 0007) -------------------------------------------------------------------
+
+
+class JobLock(Base):
+    """A named lease: who may do one piece of work now, until when (``otklik.store.locks``)."""
+
+    __tablename__ = "job_locks"
+
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)  # "scheduler", "source:x"
+    owner: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from http.client import RemoteDisconnected
 
 import pytest
 import requests
 import responses
 from collector_support import fixture_text, sample_path, sent_timeouts
 from responses import matchers
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from otklik.connectors import Registry
 from otklik.domain import (
     AuthError,
     ConnectorError,
     MalformedResponse,
+    OutcomeUnknown,
     RateLimited,
     RawMention,
     TransientError,
@@ -175,8 +178,9 @@ def test_reply_looks_up_topic_when_raw_is_missing(rsps):
 
 def test_reply_validation_error_keeps_discourse_message(rsps):
     add(rsps, "/posts.json", "error_422.json", status=422, method=responses.POST)
-    with pytest.raises(ConnectorError, match="Body is too short"):
+    with pytest.raises(ConnectorError, match="Body is too short") as info:
         connector().reply(_to({"topic_id": 77, "post_number": 5}), "ok")
+    assert type(info.value) is ConnectorError  # a refusal, not an unknown outcome
 
 
 def test_reply_needs_api_key(monkeypatch):
@@ -284,3 +288,59 @@ def test_gem_legacy_search_format_is_malformed(rsps):
     rsps.add(responses.GET, BASE + "/search.json", json=_sample("discourse_api_gem", "search.json"))
     with pytest.raises(MalformedResponse):
         connector(mode="search").fetch("test", "1")
+
+
+# --- the reply path: outcomes (issue 16, items 8 and 9) -------------------------------------
+
+TOPIC_77 = {"topic_id": 77, "post_number": 5}
+
+
+def _dropped_after_sending() -> requests.ConnectionError:
+    return requests.ConnectionError(
+        ProtocolError("Connection aborted.", RemoteDisconnected("Remote end closed connection"))
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"body": requests.exceptions.ReadTimeout("read timed out")},
+        {"body": _dropped_after_sending()},
+        {"status": 502, "body": "<html>502 Bad Gateway</html>"},
+        {"status": 500, "json": {"status": 500, "error": "Internal Server Error"}},
+        {"status": 200, "body": '{"id": 1051, "name": "", "username": "AcmeSup'},
+    ],
+    ids=["read-timeout", "dropped-after-sending", "502", "500", "cut-off-200"],
+)
+def test_reply_whose_outcome_is_unknown_is_outcome_unknown(rsps, answer):
+    rsps.add(responses.POST, BASE + "/posts.json", **answer)
+    with pytest.raises(OutcomeUnknown, match="may have been posted"):
+        connector().reply(_to(TOPIC_77), "We have refunded the delivery fee.", "k1")
+    assert len(rsps.calls) == 1
+
+
+def test_retry_refused_as_too_similar_is_outcome_unknown_probably_posted(rsps):
+    """After a lost answer, the retry is refused: the first attempt went through."""
+    add(rsps, "/posts.json", "error_422_too_similar.json", status=422, method=responses.POST)
+    with pytest.raises(OutcomeUnknown, match="too similar.*probably posted"):
+        connector().reply(_to(TOPIC_77), "We have refunded the delivery fee.", "k1")
+
+
+def test_reply_that_could_not_connect_is_transient(rsps):
+    reason = NewConnectionError(None, "Failed to establish a new connection: [Errno 111]")
+    refused = requests.ConnectionError(MaxRetryError(None, BASE, reason))
+    rsps.add(responses.POST, BASE + "/posts.json", body=refused)
+    with pytest.raises(TransientError) as info:
+        connector().reply(_to(TOPIC_77), "We have refunded the delivery fee.", "k1")
+    assert not isinstance(info.value, OutcomeUnknown)
+
+
+def test_reply_rate_limited_is_rate_limited(rsps):
+    add(rsps, "/posts.json", "error_429.json", status=429, method=responses.POST)
+    with pytest.raises(RateLimited) as info:
+        connector().reply(_to(TOPIC_77), "We have refunded the delivery fee.", "k1")
+    assert info.value.retry_after == 10
+
+
+def test_reply_length_counts_characters():
+    assert Registry().load("replier", "discourse").reply_length("Готово ✅") == 8

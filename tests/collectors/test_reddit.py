@@ -7,6 +7,7 @@ import json
 import re
 import time
 from datetime import UTC, datetime
+from http.client import RemoteDisconnected
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -14,11 +15,14 @@ import requests
 import responses
 from collector_support import fixture_text, sample_path, sent_timeouts
 from responses import matchers
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from otklik.connectors import Registry
 from otklik.domain import (
     AuthError,
+    ConnectorError,
     MalformedResponse,
+    OutcomeUnknown,
     RateLimited,
     RawMention,
     TransientError,
@@ -499,3 +503,210 @@ def test_praw_cassette_comment_reply(rsps):
     _replay(rsps, "TestComment.test_reply.json")
     to = RawMention("reddit", "t1_d1616q2", "u", "x", "x", "t", datetime(2016, 3, 20, tzinfo=UTC))
     assert connector().reply(to, "Comment reply") == "t1_d1680wu"
+
+
+# --- the reply path: outcomes (issue 16, items 8, 9, 10, 15) --------------------------------
+
+REPLY = OAUTH + "/api/comment/"
+
+
+def _target() -> RawMention:
+    return RawMention(
+        "reddit", "t1_l3x0001", "u", "t2_sam", "sam", "t", datetime(2024, 5, 13, tzinfo=UTC)
+    )
+
+
+def _refused_connection() -> requests.ConnectionError:
+    """What requests raises when the connection cannot be opened (nothing was sent)."""
+    reason = NewConnectionError(None, "Failed to establish a new connection: [Errno 111]")
+    return requests.ConnectionError(MaxRetryError(None, REPLY, reason))
+
+
+def _dropped_after_sending() -> requests.ConnectionError:
+    """What requests raises when the server closes the connection without an answer."""
+    return requests.ConnectionError(
+        ProtocolError("Connection aborted.", RemoteDisconnected("Remote end closed connection"))
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"body": requests.exceptions.ReadTimeout("read timeout")},
+        {"body": _dropped_after_sending()},
+        {"status": 503, "body": "<html>503 Service Unavailable</html>"},
+        {"status": 500, "json": {"message": "Internal Server Error", "error": 500}},
+        {"status": 200, "body": '{"json": {"errors": [], "data": {"things": [{"kind'},
+    ],
+    ids=["read-timeout", "dropped-after-sending", "503", "500", "cut-off-200"],
+)
+def test_reply_whose_outcome_is_unknown_is_never_retried_blindly(rsps, answer):
+    add_token(rsps)
+    rsps.add(responses.POST, REPLY, content_type="application/json", **answer)
+    with pytest.raises(OutcomeUnknown, match="may have been posted"):
+        connector().reply(_target(), "Hi! Please DM us your order number.", "key-1")
+    assert len(rsps.calls) == 2  # token + one POST: no retry by prawcore either
+
+
+def test_reply_that_could_not_connect_is_transient(rsps):
+    add_token(rsps)
+    rsps.add(responses.POST, REPLY, body=_refused_connection())
+    with pytest.raises(TransientError) as info:
+        connector().reply(_target(), "hello", "key-1")
+    assert not isinstance(info.value, OutcomeUnknown)
+
+
+def test_reply_whose_token_request_times_out_is_transient(rsps):
+    """The token request goes first: when it fails the comment never left."""
+    rsps.add(responses.POST, TOKEN, body=requests.exceptions.ReadTimeout("read timeout"))
+    with pytest.raises(TransientError) as info:
+        connector().reply(_target(), "hello", "key-1")
+    assert not isinstance(info.value, OutcomeUnknown)
+    assert len(rsps.calls) == 1
+
+
+def test_reply_in_a_quarantined_subreddit_without_a_comment_is_outcome_unknown(rsps):
+    """praw returns None for {"things": []}: the comment exists, Reddit just does not show it."""
+    add_token(rsps)
+    add(rsps, responses.POST, REPLY, "reply_quarantined.json")
+    with pytest.raises(OutcomeUnknown, match="quarantined"):
+        connector().reply(_target(), "Hi! Please DM us your order number.", "key-1")
+
+
+A_LOT = "Looks like you've been doing that a lot."
+
+
+@pytest.mark.parametrize(
+    ("message", "wait"),
+    [
+        ("you are doing that too much. try again in 9 minutes.", 540),
+        ("you are doing that too much. try again in 1 minute.", 60),
+        (f"{A_LOT} Take a break for 5 minutes before trying again.", 300),
+        (f"{A_LOT} Take a break for 42 seconds before trying again.", 42),
+        ("Take a break for 300 milliseconds before trying again.", 1),  # praw slept 1 s here
+        ("you are doing that too much.", 60),  # no wait given
+    ],
+)
+def test_reply_ratelimit_waits_as_long_as_reddit_says(rsps, message, wait):
+    add_token(rsps)
+    rsps.add(
+        responses.POST, REPLY, json={"json": {"errors": [["RATELIMIT", message, "ratelimit"]]}}
+    )
+    with pytest.raises(RateLimited) as info:
+        connector().reply(_target(), "hello", "key-1")
+    assert info.value.retry_after == wait
+    assert len(rsps.calls) == 2  # praw did not sleep and retry
+
+
+def test_reply_ratelimit_recorded_answer_is_nine_minutes(rsps):
+    add_token(rsps)
+    add(rsps, responses.POST, REPLY, "reply_ratelimit_minutes.json")
+    with pytest.raises(RateLimited, match="try again in 9 minutes") as info:
+        connector().reply(_target(), "hello", "key-1")
+    assert info.value.retry_after == 9 * 60
+
+
+def test_reply_refused_by_reddit_is_a_plain_failure(rsps):
+    add_token(rsps)
+    rsps.add(
+        responses.POST,
+        REPLY,
+        json={"json": {"errors": [["THREAD_LOCKED", "Comments are locked.", "parent"]]}},
+    )
+    with pytest.raises(ConnectorError, match="THREAD_LOCKED") as info:
+        connector().reply(_target(), "hello", "key-1")
+    assert type(info.value) is ConnectorError
+
+
+@pytest.mark.parametrize(
+    ("headers", "wait"),
+    [({"Retry-After": "42"}, 42), ({"x-ratelimit-reset": "120"}, 120), ({}, 60)],
+)
+def test_429_on_the_token_request_is_rate_limited(rsps, headers, wait):
+    add(rsps, responses.POST, TOKEN, "error_429.json", status=429, headers=headers)
+    with pytest.raises(RateLimited) as info:
+        connector().fetch("acme", "t3_1cqx00")
+    assert info.value.retry_after == wait
+    assert len(rsps.calls) == 1
+
+
+def test_reply_length_counts_characters():
+    cls = Registry().load("replier", "reddit")
+    assert cls.reply_length("Привет, 👋") == len("Привет, 👋") == 9
+
+
+# --- deleted and removed posts (issue 16, item 16) ------------------------------------------
+
+
+def _gone(thing: dict, text_field: str, text: str) -> None:
+    """Change a recorded thing as Reddit shows it once deleted (author and text replaced)."""
+    thing["data"].update({"author": "[deleted]", text_field: text})
+    thing["data"].pop("author_fullname", None)
+
+
+def test_deleted_and_removed_comments_come_out_deleted_whatever_the_mark(rsps):
+    thread = with_comment("comments_1cqx2b.json", "l3x0006")
+    thread = json.loads(json.dumps(thread))
+    removed = thread_with("1cqx2b", "l3x0005")[1]["data"]["children"][0]
+    _gone(removed, "body", "[removed]")
+    children = thread[1]["data"]["children"]
+    children.insert(1, removed)
+    stored = next(c for c in children if c["data"]["id"] == "l3x0001")  # below the mark
+    _gone(stored, "body", "[deleted]")
+    add_token(rsps)
+    add(rsps, responses.GET, SEARCH, "search_empty.json")
+    rsps.add(responses.GET, OAUTH + "/comments/1cqx2b/", json=thread)
+    cursor = json.dumps({"t3": "t3_1cqx2b", "t1": {"1cqx2b": "t1_l3x0004"}, "watch": ["1cqx2b"]})
+
+    page = connector().fetch("acme", cursor)
+    by_id = {m.external_id: m for m in page.mentions}
+    assert set(by_id) == {"t1_l3x0001", "t1_l3x0005", "t1_l3x0006"}
+    assert by_id["t1_l3x0001"].deleted and by_id["t1_l3x0005"].deleted
+    assert by_id["t1_l3x0001"].author_handle == "[deleted]"
+    assert not by_id["t1_l3x0006"].deleted and by_id["t1_l3x0006"].text == "comment l3x0006"
+    assert json.loads(page.cursor)["t1"] == {"1cqx2b": "t1_l3x0006"}
+
+
+def test_a_watched_submission_that_was_deleted_comes_out_deleted(rsps):
+    thread = json.loads(fixture_text("reddit", "comments_1cqx2b.json"))
+    submission = thread[0]["data"]["children"][0]
+    _gone(submission, "selftext", "[deleted]")
+    submission["data"]["removed_by_category"] = "deleted"
+    add_token(rsps)
+    add(rsps, responses.GET, SEARCH, "search_empty.json")
+    rsps.add(responses.GET, OAUTH + "/comments/1cqx2b/", json=thread)
+    cursor = json.dumps({"t3": "t3_1cqx2b", "t1": {"1cqx2b": "t1_l3x0004"}, "watch": ["1cqx2b"]})
+    page = connector().fetch("acme", cursor)
+    assert [(m.external_id, m.deleted) for m in page.mentions] == [("t3_1cqx2b", True)]
+    assert json.loads(page.cursor)["watch"] == ["1cqx2b"]
+
+
+@pytest.mark.parametrize(
+    ("selftext", "category"), [("[removed]", "moderator"), ("", "deleted"), ("[deleted]", None)]
+)
+def test_removed_submission_found_by_search_is_deleted(rsps, monkeypatch, selftext, category):
+    monkeypatch.setattr("collectors.reddit.datetime", _FrozenDatetime)
+    listing = json.loads(fixture_text("reddit", "search_new.json"))
+    removed = listing["data"]["children"][1]  # t3_1cqx1a
+    removed["data"].update(selftext=selftext, removed_by_category=category)
+    add_token(rsps)
+    rsps.add(responses.GET, SEARCH, json=listing)
+    add(rsps, responses.GET, OAUTH + "/comments/1cqx2b/", "comments_1cqx2b.json")
+    rsps.add(responses.GET, OAUTH + "/comments/1cqx1a/", json=empty_thread("1cqx1a"))
+    page = connector().fetch("acme", None)
+    deleted = {m.external_id for m in page.mentions if m.deleted}
+    assert "t3_1cqx1a" in deleted and "t3_1cqx2b" not in deleted
+
+
+def test_an_account_deleted_with_its_text_left_is_no_deletion(rsps):
+    thread = json.loads(fixture_text("reddit", "comments_1cqx2b.json"))
+    kim = thread[1]["data"]["children"][0]  # l3x0004
+    kim["data"]["author"] = "[deleted]"
+    kim["data"].pop("author_fullname")
+    add_token(rsps)
+    add(rsps, responses.GET, SEARCH, "search_empty.json")
+    rsps.add(responses.GET, OAUTH + "/comments/1cqx2b/", json=thread)
+    cursor = json.dumps({"t3": "t3_1cqx2b", "t1": {"1cqx2b": "t1_l3x0003"}, "watch": ["1cqx2b"]})
+    (mention,) = connector().fetch("acme", cursor).mentions
+    assert mention.external_id == "t1_l3x0004" and not mention.deleted
+    assert mention.text == "Try their Twitter, they answer there."

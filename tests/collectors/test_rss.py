@@ -173,3 +173,63 @@ def test_live_posts_rss_first_item(rsps):
     assert newest.text.startswith("People Being Bad at Logic\n\nI was talking with someone")
     assert newest.author_handle == "Elliot"
     assert newest.created_at == datetime(2026, 1, 21, 23, 29, 42, tzinfo=UTC)
+
+
+# --- links relative to the feed, HTML titles (issue 16, items 13 and 14) -------------------
+
+
+def test_relative_links_are_resolved_against_the_feeds_address(rsps):
+    """Item 13: no xml:base, links relative to the feed; resolved against where the feed was
+    really fetched from (after a redirect). Ids (guids) are kept as the feed gives them."""
+    first, final = "https://blog.example.com/feed", "https://blog.example.com/blog/index.xml"
+    rsps.add(responses.GET, first, status=301, headers={"Location": final})
+    add(rsps, "relative_links.xml", url=final)
+    page = connector(url=first).fetch("acme", cursor_at("2024-05-13T00:00:00+00:00"))
+    assert {m.external_id: m.url for m in page.mentions} == {
+        "https://forum.example.com/t/acme/77": "https://forum.example.com/t/acme/77",
+        "acme-refund-2": "https://blog.example.com/blog/posts/acme-refund-2/",
+        "/blog/posts/acme-courier/": "https://blog.example.com/blog/posts/acme-courier/",
+    }
+
+
+def test_atom_relative_links_and_xml_base(rsps):
+    url = "https://reviews.example.org/reviews/feed.atom"
+    rsps.add(
+        responses.GET,
+        url,
+        body=(FIXTURES / "rss" / "relative_links.atom").read_bytes(),
+        content_type="application/atom+xml",
+    )
+    page = connector(url=url).fetch("acme", cursor_at("2024-05-13T00:00:00+00:00"))
+    assert [m.url for m in page.mentions] == [
+        "https://cdn.example.net/mirror/acme-toaster.html",  # xml:base still wins
+        "https://reviews.example.org/reviews/2024/05/acme-kettle",
+    ]
+
+
+def test_link_that_is_not_http_is_dropped():
+    body = (FIXTURES / "rss" / "relative_links.xml").read_bytes()
+    body = body.replace(b"posts/acme-refund-2/", b"javascript:alert(1)")
+    urls = {m.external_id: m.url for m in parse_feed(body, "", "https://blog.example.com/")}
+    assert urls["acme-refund-2"] == ""
+
+
+def test_html_titles_become_plain_text(rsps):
+    """Item 14: Google Alerts wraps the matched words of titles in <b> (type="html")."""
+    add(rsps, "google_alerts.xml")
+    page = connector().fetch("acme", cursor_at("2024-05-13T00:00:00+00:00"))
+    delivery, recall = page.mentions
+    assert recall.text.startswith("Acme recalls X2 blenders over overheating motor\n\nAcme said")
+    assert recall.raw["title"] == "Acme recalls X2 blenders over overheating motor"
+    assert delivery.text.startswith("Why Acme & Co. delivery times slipped in May\n\n")
+    assert "<" not in delivery.text + recall.text
+    assert recall.url.startswith("https://www.google.com/url?rct=j&sa=t&url=https://news.")
+
+
+def test_plain_text_titles_keep_their_angle_brackets():
+    feed = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>
+    <title>Acme &lt;3 and a &lt; b</title><link>https://ex.com/1</link><guid>1</guid>
+    <pubDate>Mon, 13 May 2024 10:30:00 +0000</pubDate><description>body</description></item>
+    </channel></rss>"""
+    (entry,) = parse_feed(feed, "application/rss+xml", "https://ex.com/feed")
+    assert entry.text == "Acme <3 and a < b\n\nbody"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import struct
+import threading
 import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
@@ -18,6 +21,7 @@ from otklik.domain import (
     AuthError,
     ConnectorError,
     MalformedResponse,
+    OutcomeUnknown,
     RateLimited,
     RawMention,
     TransientError,
@@ -159,10 +163,10 @@ def test_reply_creates_tweet_in_reply(rsps):
 
 
 def test_reply_forbidden_is_auth_error_with_platform_message(rsps):
-    add(rsps, TWEETS, "error_403_reply.json", status=403, method=responses.POST)
+    add(rsps, TWEETS, "error_403_reply_restricted.json", status=403, method=responses.POST)
     to = RawMention("twitter", "1", "u", "1", "a", "t", datetime(2024, 5, 13, tzinfo=UTC))
-    with pytest.raises(AuthError, match="duplicate content"):
-        connector().reply(to, "hi")
+    with pytest.raises(AuthError, match="not allowed because you have not been mentioned"):
+        connector().reply(to, "hi", "reply-1")
 
 
 def test_reply_without_user_secrets_is_auth_error(monkeypatch):
@@ -282,3 +286,194 @@ def test_reply_against_tweepy_recorded_create(rsps):
     rsps.add(responses.POST, TWEETS, json=recorded["response_json"], status=201)
     to = RawMention("twitter", "1", "u", "1", "a", "t", datetime(2021, 11, 3, tzinfo=UTC))
     assert connector().reply(to, "Test Tweet") == "1456012973835788293"
+
+
+# --- replies whose outcome is unknown (issue 16, items 8 and 9) ---------------------------
+
+TO = RawMention(
+    "twitter", "1790001000000000003", "u", "1001", "dana_k", "t", datetime(2024, 5, 13, tzinfo=UTC)
+)
+
+
+def transport_error(kind: str) -> requests.RequestException:
+    """The exception requests really raises when a POST meets ``kind`` on a local socket."""
+    if kind == "refused":
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()  # nothing listens there now
+    else:
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = server.accept()
+            conn.recv(65536)  # the whole request arrived
+            if kind == "reset":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif kind == "read_timeout":
+                time.sleep(0.5)
+            conn.close()
+            server.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+    try:
+        requests.post(f"http://127.0.0.1:{port}/2/tweets", json={"text": "hi"}, timeout=(2, 0.2))
+    except requests.RequestException as exc:
+        return exc
+    raise AssertionError(f"{kind}: the request did not fail")
+
+
+@pytest.mark.parametrize("kind", ["read_timeout", "closed", "reset"])
+def test_reply_whose_answer_was_lost_is_outcome_unknown(kind):
+    """Item 8: the POST left; a retry could post the reply twice, so a person checks."""
+    error = transport_error(kind)
+    timeout = kind == "read_timeout"
+    assert type(error) is (requests.exceptions.ReadTimeout if timeout else requests.ConnectionError)
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, TWEETS, body=error)
+        with pytest.raises(OutcomeUnknown) as info:
+            connector().reply(TO, "@dana_k Sorry! We have sent you a DM.", "reply-1")
+        assert len(rsps.calls) == 1
+    assert not isinstance(info.value, TransientError)
+
+
+@pytest.mark.parametrize("name", ["error_503.json", "error_500_internal.json"])
+def test_reply_5xx_is_outcome_unknown_but_a_read_5xx_stays_transient(rsps, name):
+    status = 503 if "503" in name else 500
+    add(rsps, TWEETS, name, status=status, method=responses.POST)
+    with pytest.raises(OutcomeUnknown, match=f"HTTP {status}"):
+        connector().reply(TO, "@dana_k Sorry! We have sent you a DM.", "reply-1")
+    add(rsps, SEARCH, name, status=status)
+    with pytest.raises(TransientError):
+        connector().fetch("acme", None)
+
+
+def test_reply_that_never_left_is_transient():
+    """Item 8: refused connection / connect timeout: nothing reached X, a retry is safe."""
+    for error in (transport_error("refused"), requests.exceptions.ConnectTimeout("connect")):
+        with responses.RequestsMock() as rsps:
+            rsps.add(responses.POST, TWEETS, body=error)
+            with pytest.raises(TransientError):
+                connector().reply(TO, "@dana_k Sorry! We have sent you a DM.", "reply-1")
+
+
+def test_reply_accepted_without_an_id_is_outcome_unknown(rsps):
+    rsps.add(responses.POST, TWEETS, status=201, body='{"data": {"text": "@dana_k Sorr')
+    with pytest.raises(OutcomeUnknown, match="HTTP 201"):
+        connector().reply(TO, "@dana_k Sorry! We have sent you a DM.", "reply-1")
+
+
+def test_retry_refused_as_duplicate_content_is_outcome_unknown():
+    """Item 9: the first POST timed out after X took it; the retry gets 403 duplicate content
+    (the real v2 body), which means the reply is probably there, not that it failed."""
+    lost = transport_error("read_timeout")  # made before the mock intercepts requests
+    assert isinstance(lost, requests.exceptions.ReadTimeout)
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, TWEETS, body=lost)
+        add(rsps, TWEETS, "error_403_reply.json", status=403, method=responses.POST)
+        add(rsps, TWEETS, "error_187_duplicate.json", status=403, method=responses.POST)
+        outcomes = []
+        for _ in range(3):  # the first try, then two retries (v2 body, then v1.1 code 187)
+            with pytest.raises(OutcomeUnknown) as info:
+                connector().reply(TO, "@dana_k Sorry! We have sent you a DM.", "reply-1")
+            outcomes.append(str(info.value))
+        assert len(rsps.calls) == 3
+    assert "answer was lost" in outcomes[0]
+    assert "HTTP 403 You are not allowed to create a Tweet with duplicate content" in outcomes[1]
+    assert "Status is a duplicate" in outcomes[2]
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("error_403_reply.json", "You are not allowed to create a Tweet with duplicate content"),
+        ("error_187_duplicate.json", "Status is a duplicate"),
+    ],
+)
+def test_duplicate_content_answer_is_outcome_unknown_not_auth_error(rsps, name, words):
+    add(rsps, TWEETS, name, status=403, method=responses.POST)
+    with pytest.raises(OutcomeUnknown, match=words):
+        connector().reply(TO, "@dana_k Sorry! We have sent you a DM.", "reply-1")
+
+
+# --- X's weighted length (item 12) --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        ("Hello, world! 👋", 16),  # docs.x.com/fundamentals/counting-characters
+        ("english text 日本語 😷 https://example.com", 46),
+        ("故" * 140, 280),
+        ("故" * 141, 282),
+        ("Доставка задерживается", 22),  # Cyrillic weighs 1
+        ("👨\u200d👩\u200d👧\u200d👦 🙋🏽 🇷🇺 1️⃣ ❤️", 14),  # each emoji 2, however built
+        ("cafe\u0301", 4),  # NFC first
+        ("see https://acme.example.com/help/orders?id=5521 now", 31),
+        ("see acme.com/help.", 28),  # a URL without scheme, the full stop outside it
+        ("write to help@acme.com", 22),  # an e-mail address is not a URL
+        ("\u2018quoted\u2019 \u2014 dash", 15),  # general punctuation weighs 1
+    ],
+)
+def test_reply_length_is_x_weighted(text, length):
+    assert Registry().reply_length("twitter", text) == length
+
+
+def test_reply_over_x_limit_is_refused_before_sending(rsps):
+    cjk = "ご連絡ありがとうございます。" * 10 + "よろしく"  # 144 characters, weighs 288
+    with pytest.raises(ConnectorError, match="288") as info:
+        connector().reply(TO, cjk, "reply-1")
+    assert type(info.value) is ConnectorError  # permanent: not retried, not "unknown"
+    assert len(rsps.calls) == 0
+
+
+def test_reply_longer_in_characters_but_within_x_limit_is_sent(rsps):
+    add(rsps, TWEETS, "create_tweet.json", status=201, method=responses.POST)
+    url = "https://acme.example.com/help/" + "orders/" * 40
+    text = f"@dana_k {'Sorry about the delay. ' * 10}{url}"
+    assert len(text) > 280 and connector().reply_length(text) <= 280
+    assert connector().reply(TO, text, "reply-1") == "1790003000000000001"
+
+
+# --- reposts, long posts and edits (items 17 and 18) --------------------------------------
+
+
+def test_repost_text_is_the_full_text_of_the_reposted_post(rsps):
+    add(rsps, SEARCH, "search_reposts.json")
+    page = connector(include_reposts=True).fetch("acme", "1790003999999999990")
+    q = query_of(rsps.calls[0])
+    assert {"note_tweet", "referenced_tweets"} <= set(q["tweet.fields"][0].split(","))
+    assert "referenced_tweets.id" in q["expansions"][0].split(",")
+    lost, short, long = page.mentions
+    assert short.text == (
+        "RT @maria_v: Three weeks waiting for an Acme refund and support keeps closing my ticket "
+        "without an answer. If you bought the Acme X2 blender, check your card statement: they "
+        "charged me twice."
+    )
+    assert long.text.startswith("RT @leo_k: Long post about Acme delivery: ordered on Monday")
+    assert long.text.endswith("@acme_support please look into it.")  # note_tweet, not text
+    assert short.author_handle == "pat_r" and long.author_handle == "kim_s"
+    assert long.raw["reposted"]["id"] == "1790004000000000002"
+    assert lost.text.endswith("opened on Tues\u2026")  # reposted post not included: as sent
+
+
+def test_edited_post_names_its_earlier_ids(rsps):
+    add(rsps, SEARCH, "search_edited.json")
+    page = connector().fetch("acme", "1790004999999999999")
+    assert "edit_history_tweet_ids" in query_of(rsps.calls[0])["tweet.fields"][0].split(",")
+    unedited, edited = page.mentions
+    assert edited.external_id == "1790005000000000007"
+    assert edited.edit_of == ("1790005000000000001",)
+    assert edited.text.startswith("@acme_support my order #7731 arrived damaged")
+    assert unedited.edit_of == ()
+
+
+def test_tweepy_recorded_bodies_have_no_edits():
+    recorded = json.loads(
+        sample_path("tweepy", "decoded", "test_client_get_users_mentions.0.json").read_text()
+    )
+    mentions = parse_tweets(recorded["response_json"])
+    assert mentions and all(m.edit_of == () for m in mentions)

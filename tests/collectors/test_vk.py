@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from http.client import RemoteDisconnected
 from urllib.parse import parse_qs
 
 import pytest
 import requests
 import responses
 from collector_support import fixture_text, sample_path, sent_timeouts
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from collectors.vk import parse_comments, parse_search, split_external_id
 from otklik.connectors import Registry
 from otklik.domain import (
     AuthError,
+    ConnectorError,
     MalformedResponse,
+    OutcomeUnknown,
     RateLimited,
     RawMention,
     TransientError,
@@ -304,3 +308,117 @@ def test_vknet_captcha_error_is_rate_limited(rsps):
     rsps.add(responses.POST, API + "users.get", json=_sample("Errors__14.json"))
     with pytest.raises(RateLimited):
         connector().check()
+
+
+# --- replies: as the community, once (issue 16, items 8 and 11) ------------------------------
+
+
+def test_reply_sends_the_idempotency_key_as_guid(rsps):
+    add(rsps, "wall.createComment", "create_comment.json")
+    connector().reply(mention("52000111_5120"), "Здравствуйте!", "3f1c0de4a9b84d7e")
+    assert form(rsps.calls[0])["guid"] == "3f1c0de4a9b84d7e"
+
+
+def test_reply_to_a_post_found_by_search_is_posted_as_the_community(rsps):
+    """from_group is the community's id on any wall, not only on the community's own."""
+    add(rsps, "wall.createComment", "create_comment.json")
+    new_id = connector(mode="search", owner_id="-123456").reply(
+        mention("52000111_5120"), "Здравствуйте! Напишите нам в личку.", "k1"
+    )
+    sent = form(rsps.calls[0])
+    assert sent["owner_id"] == "52000111" and sent["post_id"] == "5120"
+    assert sent["from_group"] == "123456"
+    assert new_id == "52000111_5120_c9020"
+
+
+def test_reply_as_the_user_when_reply_from_group_is_off_or_owner_is_a_user(rsps):
+    add(rsps, "wall.createComment", "create_comment.json")
+    add(rsps, "wall.createComment", "create_comment.json")
+    connector(owner_id="-123456", reply_from_group="false").reply(mention("5_1"), "a", "k1")
+    connector(owner_id="52000111").reply(mention("5_1"), "b", "k2")
+    assert all("from_group" not in form(call) for call in rsps.calls)
+
+
+def test_the_settings_say_replies_go_out_as_the_community():
+    settings = {s.name: s.help for s in Registry().settings_of("source", "vk")}
+    assert "replies" in settings["owner_id"] and "every wall" in settings["reply_from_group"]
+
+
+def _dropped_after_sending() -> requests.ConnectionError:
+    return requests.ConnectionError(
+        ProtocolError("Connection aborted.", RemoteDisconnected("Remote end closed connection"))
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"body": requests.exceptions.ReadTimeout("read timed out")},
+        {"body": _dropped_after_sending()},
+        {"status": 502, "body": "<html>502 Bad Gateway</html>"},
+        {"status": 200, "body": fixture_text("vk", "error_10.json")},
+        {"status": 200, "body": '{"response": {"comment_id": 90'},
+        {"status": 200, "body": '{"response": 1}'},
+    ],
+    ids=["read-timeout", "dropped-after-sending", "502", "vk-error-10", "cut-off", "no-id"],
+)
+def test_reply_whose_outcome_is_unknown_is_outcome_unknown(rsps, answer):
+    rsps.add(responses.POST, API + "wall.createComment", **answer)
+    with pytest.raises(OutcomeUnknown):
+        connector().reply(mention("52000111_5120"), "Здравствуйте!", "k1")
+    assert len(rsps.calls) == 1
+
+
+def test_reply_that_could_not_connect_is_transient(rsps):
+    reason = NewConnectionError(None, "Failed to establish a new connection: [Errno 111]")
+    refused = requests.ConnectionError(MaxRetryError(None, API, reason))
+    rsps.add(responses.POST, API + "wall.createComment", body=refused)
+    with pytest.raises(TransientError) as info:
+        connector().reply(mention("52000111_5120"), "Здравствуйте!", "k1")
+    assert not isinstance(info.value, OutcomeUnknown)
+
+
+def test_reply_length_counts_characters():
+    assert Registry().load("replier", "vk").reply_length("Спасибо! 🙂") == 10
+
+
+# --- execute answering null with execute_errors (issue 16, item 19) --------------------------
+
+
+def test_execute_null_with_access_denied_is_auth_error_with_vk_message(rsps):
+    add(rsps, "wall.get", "wall_get.json")
+    add(rsps, "execute", "execute_error_15.json")
+    with pytest.raises(AuthError, match="vk error 15: Access denied: this wall available only"):
+        connector(mode="wall", owner_id="-123456").fetch("", "9010")
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [(10, TransientError), (6, RateLimited), (5, AuthError), (100, ConnectorError)],
+)
+def test_execute_errors_are_mapped_by_vk_code(rsps, code, error):
+    add(rsps, "wall.get", "wall_get.json")
+    failure = {"method": "wall.getComments", "error_code": code, "error_msg": "VK said why"}
+    rsps.add(responses.POST, API + "execute", json={"response": None, "execute_errors": [failure]})
+    with pytest.raises(error, match=f"vk error {code}: VK said why") as info:
+        connector(mode="wall", owner_id="-123456").fetch("", "9010")
+    assert not isinstance(info.value, MalformedResponse)
+
+
+def test_execute_null_without_a_reason_is_malformed(rsps):
+    add(rsps, "wall.get", "wall_get.json")
+    rsps.add(responses.POST, API + "execute", json={"response": None})
+    with pytest.raises(MalformedResponse, match="one result per post"):
+        connector(mode="wall", owner_id="-123456").fetch("", "9010")
+
+
+def test_execute_with_one_failed_call_keeps_the_others(rsps):
+    add(rsps, "wall.get", "wall_get.json")
+    answer = json.loads(fixture_text("vk", "wall_execute.json"))
+    answer["response"][1] = False
+    answer["execute_errors"] = [
+        {"method": "wall.getComments", "error_code": 15, "error_msg": "Access denied"}
+    ]
+    rsps.add(responses.POST, API + "execute", json=answer)
+    page = connector(mode="wall", owner_id="-123456").fetch("", "9010")
+    assert [m.external_id for m in page.mentions] == ["-123456_9001_c9012", "-123456_9001_c9015"]

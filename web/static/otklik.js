@@ -148,13 +148,25 @@ async function heartbeat(url, leaving = false) {
   showReplyStates(data.replies);
 }
 
+// The sentence with the name in a <bdi>: a right-to-left override in a username cannot reverse
+// the words around it.
+function sayWithName(key, name) {
+  const [before, after = ""] = (i18n()[key] || key).split("{name}");
+  const isolate = document.createElement("bdi");
+  isolate.textContent = name || "";
+  return [before, isolate, after];
+}
+
 function showOthers(others) {
   const line = document.querySelector(".presence");
   if (!line) return;
   line.hidden = others.length === 0;
-  line.textContent = others
-    .map((o) => say(o.typing ? "typing" : "viewing", o.username))
-    .join(" · ");
+  line.replaceChildren(
+    ...others.flatMap((o, i) => [
+      ...(i ? [" · "] : []),
+      ...sayWithName(o.typing ? "typing" : "viewing", o.username),
+    ]),
+  );
 }
 
 function showReplyStates(replies) {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from config import Settings
@@ -81,29 +82,65 @@ def _redact(url: str) -> str:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    """Init, then scheduler + console in one process."""
+    """Init, then scheduler + console in one process; the port is checked before anything."""
     from workers.cli.support import make_runtime, run_all
 
+    host, port = args.host or settings.web.host, args.port or settings.web.port
+    sockets = _reserve(host, port)
+    if sockets is None:
+        return 2
     cmd_init(settings, args)
     runtime = make_runtime(settings)
-    run_all(runtime, args.host or settings.web.host, args.port or settings.web.port)
+    run_all(runtime, host, port, sockets)
     return 0
 
 
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     """Console only (run the scheduler elsewhere)."""
-    from workers.cli.support import make_runtime, serve
+    from workers.cli.support import make_runtime, serve, stop_on_sigterm
 
-    serve(make_runtime(settings), args.host or settings.web.host, args.port or settings.web.port)
+    host, port = args.host or settings.web.host, args.port or settings.web.port
+    sockets = _reserve(host, port)
+    if sockets is None:
+        return 2
+    stop_on_sigterm()
+    serve(make_runtime(settings), host, port, sockets)
     return 0
 
 
-def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
-    """Scheduler only, in the foreground."""
-    from workers import scheduler
-    from workers.cli.support import make_runtime
+def _reserve(host: str, port: int) -> list[Any] | None:
+    """The console's listening sockets, or None after saying why the port cannot be used."""
+    from workers.cli.support import PortInUse, reserve_port
 
-    scheduler.start(make_runtime(settings), blocking=True)
+    try:
+        return reserve_port(host, port)
+    except PortInUse as exc:
+        print(f"otklik: error: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    """Scheduler only, in the foreground; refused while another one works the database."""
+    from workers import scheduler
+    from workers.cli.support import make_runtime, progress, stop_requested
+
+    runtime = make_runtime(settings)
+    stop = stop_requested()
+    try:
+        jobs = scheduler.start(runtime)
+    except scheduler.SchedulerBusy as exc:
+        print(
+            f"otklik: error: {exc} ({_redact(settings.database_url)}). This scheduler does not "
+            "start: stop that one first; if it was killed, start this one again once its "
+            "lock has run out.",
+            file=sys.stderr,
+        )
+        return 2
+    while jobs.running and not stop.wait(1):
+        pass
+    progress("stopping the scheduler (waiting for running jobs)")
+    if jobs.running:
+        jobs.shutdown(wait=True)  # releases the scheduler lock
     return 0
 
 
