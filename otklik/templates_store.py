@@ -61,6 +61,8 @@ def save_template(
     name, body = name.strip(), body.strip()
     if not name or not body:
         raise TemplateError("a template needs a name and a text")
+    if "\x00" in name + body:  # PostgreSQL refuses NUL in text
+        raise TemplateError("a template cannot contain a NUL character")
     if language not in LANGUAGES:
         raise TemplateError(f"language must be one of: {', '.join(LANGUAGES)}")
     if unknown := unknown_variables(body):

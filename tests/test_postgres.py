@@ -78,3 +78,28 @@ def test_a_journal_reader_never_skips_an_event_committed_late(pg_runtime) -> Non
     with pg_runtime.sessions() as session:
         seen = [e.data["tag"] for e in journal.read(session, "alerts", utcnow())]
     assert seen == ["slow", "fast"]
+
+
+def test_a_nul_character_never_reaches_postgresql(pg_runtime) -> None:
+    """A hostile post is stored (NUL as U+FFFD); a note or reply with NUL is a clear error."""
+    from dataclasses import replace
+
+    from otklik.cases import casework
+    from otklik.cases.ingest import store_page
+    from otklik.cases.replies import queue_reply
+    from otklik.domain import RawMention
+    from otklik.store import db
+    from otklik.store.models import utcnow
+    from otklik.users import create_user
+
+    post = RawMention("demo", "nul-1", "", "a1", "mi\x00ra", "bad\x00text", utcnow())
+    with db.transaction(pg_runtime.sessions) as session:
+        store_page(session, None, None, [post, replace(post, external_id="nul-2")], utcnow())
+    with db.transaction(pg_runtime.sessions) as session:
+        stored = session.scalar(select(Mention).where(Mention.external_id == "nul-1"))
+        assert stored.text == "bad\ufffdtext" and stored.author.handle == "mi\ufffdra"
+        user = create_user(session, "agent", "long enough password")
+        with pytest.raises(casework.CaseError, match="NUL"):
+            casework.add_note(session, stored.conversation, "x\x00y", user, utcnow())
+        with pytest.raises(ValueError, match="NUL"):
+            queue_reply(session, stored.conversation, stored, "x\x00y", user, "k", utcnow())

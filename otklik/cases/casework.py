@@ -99,6 +99,8 @@ def add_note(
     body = body.strip()
     if not body:
         raise CaseError("the note is empty")
+    if "\x00" in body:  # PostgreSQL refuses NUL in text; no real note holds one
+        raise CaseError("the note contains a NUL character")
     note = Note(conversation_id=conversation.id, user_id=user.id, body=body[:5000], created_at=now)
     session.add(note)
     session.flush()

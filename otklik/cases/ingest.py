@@ -22,7 +22,7 @@ current id); and an earlier version naming none of the current ids would be stor
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -57,7 +57,7 @@ def store_page(
     now: datetime,
 ) -> StoreResult:
     """Store ``mentions`` (oldest first) within the caller's transaction."""
-    unique = _dedupe_in_page(mentions)
+    unique = [_without_nul(m) for m in _dedupe_in_page(mentions)]
     existing = _existing(session, unique)
     new = updated = 0
     for raw in sorted(unique, key=lambda m: m.created_at):
@@ -107,6 +107,19 @@ def _refresh(
     stored.deleted_at = None  # it is there: not deleted, or restored
     stored.raw = {**raw.raw, "edit_history": history} if history else dict(raw.raw)
     return True
+
+
+def _without_nul(raw: RawMention) -> RawMention:
+    """NUL characters become U+FFFD: PostgreSQL refuses them in text, and one hostile post must
+    not stop its source (the page would fail to store on every run)."""
+    if "\x00" not in raw.text + raw.author_handle + raw.url:
+        return raw
+    return replace(
+        raw,
+        text=raw.text.replace("\x00", "\ufffd"),
+        author_handle=raw.author_handle.replace("\x00", "\ufffd"),
+        url=raw.url.replace("\x00", "\ufffd"),
+    )
 
 
 def _dedupe_in_page(mentions: Iterable[RawMention]) -> list[RawMention]:

@@ -45,6 +45,8 @@ def queue_reply(
     body = body.strip()
     if not body:
         raise ValueError("the reply is empty")
+    if "\x00" in body:  # PostgreSQL refuses NUL in text, and no platform takes one
+        raise ValueError("the reply contains a NUL character")
     existing = session.scalar(select(Reply).where(Reply.idempotency_key == idempotency_key))
     if existing is not None:
         raise DuplicateReply(existing.id)
