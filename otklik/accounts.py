@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from otklik import audit
+from otklik.store import db
 from otklik.store.models import ConsoleSession, Role, User, utcnow
 from otklik.users import authenticate, create_user, set_password, verify_password
 
@@ -140,7 +141,7 @@ def _revoke(session: Session, which: ColumnElement[bool], now: datetime) -> int:
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return db.rows_changed(result)
 
 
 def end_sessions(session: Session, user: User, now: datetime) -> int:

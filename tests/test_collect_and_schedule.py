@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from collectors.demo import DemoConnector
-from otklik.cases.collect import backoff_seconds
 from otklik.domain import AuthError, MalformedResponse, Page, RateLimited, TransientError
+from otklik.domain.backoff import backoff_seconds
 from otklik.store.models import Mention, Score, Source
 from workers.jobs import run_source
 from workers.scheduler import build_scheduler, job_specs

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from otklik import audit
 from otklik.cases import journal
 from otklik.domain.events import EventKind
-from otklik.store import projections
+from otklik.store import db, projections
 from otklik.store.models import (
     Conversation,
     ConversationTag,
@@ -137,15 +137,12 @@ def remove_tag(
     session: Session, conversation: Conversation, tag: str, user: User, now: datetime
 ) -> bool:
     """Remove a tag; False when the conversation did not have it."""
-    result = cast(
-        "CursorResult[Any]",  # a DELETE's result carries the row count
-        session.execute(
-            delete(ConversationTag).where(
-                ConversationTag.conversation_id == conversation.id, ConversationTag.tag == tag
-            )
-        ),
+    removed = session.execute(
+        delete(ConversationTag).where(
+            ConversationTag.conversation_id == conversation.id, ConversationTag.tag == tag
+        )
     )
-    if not result.rowcount:
+    if not db.rows_changed(removed):
         return False
     journal.append(session, conversation, EventKind.UNTAGGED, now, user=user, tag=tag)
     return True

@@ -27,6 +27,7 @@ from otklik.domain import (
     RawMention,
     TransientError,
 )
+from otklik.domain.backoff import backoff_seconds
 from otklik.domain.noise import NoiseRules, split_noise
 from otklik.faults import crash_point
 from otklik.store import db
@@ -44,11 +45,6 @@ class RunOutcome:
     stored: StoreResult | None = None
     message: str = ""
     dropped: int = 0
-
-
-def backoff_seconds(failures: int, base: int = 30, cap: int = 900) -> int:
-    """Exponential backoff after ``failures`` consecutive failures (30s, 60s, ... cap)."""
-    return min(cap, base * 2 ** max(0, failures - 1))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import enum
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from otklik.domain.backoff import backoff_seconds
 from otklik.domain.mentions import OutcomeUnknown, RateLimited, TransientError
 
 MAX_ATTEMPTS = 5
@@ -74,7 +75,7 @@ def next_attempt(exc: Exception, attempts: int, now: datetime) -> datetime | Non
         return None
     if isinstance(exc, RateLimited):
         return now + timedelta(seconds=exc.retry_after)
-    return now + timedelta(seconds=FIRST_BACKOFF_SECONDS * 2 ** (attempts - 1))
+    return now + timedelta(seconds=backoff_seconds(attempts, base=FIRST_BACKOFF_SECONDS))
 
 
 def after_failure(

@@ -7,11 +7,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import CursorResult, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from otklik.domain.sla import SlaPolicy
@@ -50,6 +50,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def rows_changed(result: Any) -> int:
+    """How many rows an executed UPDATE or DELETE changed (its ``CursorResult.rowcount``)."""
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def make_session_factory(

@@ -21,13 +21,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, case, delete, or_, select, update
+from sqlalchemy import Table, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from otklik.store import db
 from otklik.store.models import JobLock
 
 _LOCKS = cast(Table, JobLock.__table__)
+# the same INSERT ... ON CONFLICT DO UPDATE in both dialects
+_UPSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,18 +51,13 @@ def acquire(session: Session, name: str, owner: str, now: datetime, ttl: timedel
     values = {"name": name, "owner": owner, "acquired_at": now, "expires_at": now + ttl}
     taken_over = or_(_LOCKS.c.expires_at <= now, _LOCKS.c.owner == owner)
     dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        lite = sqlite.insert(_LOCKS).values(values)
-        stmt: Any = lite.on_conflict_do_update(
-            index_elements=["name"], set_=_takeover(lite.excluded), where=taken_over
-        ).returning(_LOCKS.c.owner)
-    elif dialect == "postgresql":
-        pg = postgresql.insert(_LOCKS).values(values)
-        stmt = pg.on_conflict_do_update(
-            index_elements=["name"], set_=_takeover(pg.excluded), where=taken_over
-        ).returning(_LOCKS.c.owner)
-    else:  # pragma: no cover - Otklik runs on SQLite and PostgreSQL only
+    insert: Any = _UPSERTS.get(dialect)
+    if insert is None:  # pragma: no cover - Otklik runs on SQLite and PostgreSQL only
         raise NotImplementedError(f"job locks need SQLite or PostgreSQL, not {dialect}")
+    row = insert(_LOCKS).values(values)
+    stmt = row.on_conflict_do_update(
+        index_elements=["name"], set_=_takeover(row.excluded), where=taken_over
+    ).returning(_LOCKS.c.owner)
     # RETURNING, not rowcount: drivers leave an INSERT's rowcount at -1 (psycopg under SQLAlchemy)
     return session.execute(stmt).first() is not None
 
@@ -105,4 +103,4 @@ def holder(session: Session, name: str) -> Holder | None:
 
 
 def _changed(result: Any) -> bool:
-    return cast(CursorResult[Any], result).rowcount == 1
+    return db.rows_changed(result) == 1

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.orm import Session
 
 from otklik.domain.outbox import OutboxState, check_transition
+from otklik.store import db
 
 
 def compare_and_set(
@@ -33,5 +34,4 @@ def compare_and_set(
         .values(state=to, **values)
         .execution_options(synchronize_session=False)
     )
-    result = cast(CursorResult[Any], session.execute(statement))
-    return result.rowcount == 1
+    return db.rows_changed(session.execute(statement)) == 1
